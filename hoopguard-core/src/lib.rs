@@ -1,0 +1,18 @@
+//! hoopguard's engines, free of tower and HTTP servers.
+//!
+//! * [`identity`]: who is calling — OIDC/JWT verification with discovery, JWKS caching, a
+//!   verified-token cache, and the local development issuer.
+//! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
+//!
+//! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
+//! keeps a small public surface and a shallow module tree.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod duration;
+pub mod identity;
