@@ -14,8 +14,9 @@ use std::time::Duration;
 ///
 /// The error says what was wrong and what a valid value looks like.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like `30s`, `15m` or `1h30m`"))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write it like `30s`, `15m` or `1h30m`")
+    })
 }
 
 /// Formats a duration the way [`parse`] reads it.

@@ -1,1 +1,25 @@
-pub fn _x(){}
+//! hoopguard's tower layers, one module per layer.
+//!
+//! * [`auth`]: [`AuthLayer`](auth::AuthLayer) verifies the caller's OIDC token and puts the
+//!   [`Identity`](hoopguard_core::identity::Identity) into the request extensions.
+//! * [`metrics`]: [`MetricsLayer`](metrics::MetricsLayer) counts requests, refusals and latency
+//!   for the Prometheus endpoint.
+//! * [`body`]: [`GuardBody`](body::GuardBody), the response body of a layer that may answer on
+//!   its own (a refusal) instead of calling the inner service.
+//!
+//! Layer order for one request (see the design): auth → classify → policy → approval → record →
+//! credentials → upstream, then mask → record on the way back. Every layer fails closed.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod auth;
+pub mod body;
+pub mod metrics;
+
+/// The error type at tower boundaries.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

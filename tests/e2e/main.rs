@@ -1,1 +1,7 @@
+//! End-to-end tests against real peers and the real `hoopguard` binary, in one process.
+//!
+//! Run them with `bash scripts/test.sh`, which installs the peers first.
 
+mod binary;
+mod oidc;
+mod support;

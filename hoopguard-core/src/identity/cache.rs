@@ -39,7 +39,11 @@ impl TokenCache {
 
     /// The cached identity, if the token was verified before and has not expired since.
     pub(crate) fn get(&self, key: &TokenDigest) -> Option<Arc<Identity>> {
-        let mut cache = self.inner.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .inner
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let entry = cache.get(key)?;
         if SystemTime::now() <= entry.valid_until {
             return Some(entry.identity.clone());
@@ -51,9 +55,12 @@ impl TokenCache {
     pub(crate) fn insert(&self, key: TokenDigest, identity: Arc<Identity>, leeway_secs: u64) {
         let Some(inner) = &self.inner else { return };
         let valid_until = identity.expires_at + Duration::from_secs(leeway_secs);
-        inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(key, Entry { identity, valid_until });
+        inner.lock().unwrap_or_else(|e| e.into_inner()).put(
+            key,
+            Entry {
+                identity,
+                valid_until,
+            },
+        );
     }
 }

@@ -48,7 +48,9 @@ pub enum DevIssuerError {
         source: std::io::Error,
     },
     /// The key file exists but is not a P-256 PKCS#8 key.
-    #[error("development issuer key {0} is not a valid P-256 PKCS#8 key; delete it to create a new one")]
+    #[error(
+        "development issuer key {0} is not a valid P-256 PKCS#8 key; delete it to create a new one"
+    )]
     BadKey(PathBuf),
     /// The request to mint was refused.
     #[error("{0}")]
@@ -195,8 +197,9 @@ fn random_id() -> String {
 fn create_key(path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-        .map_err(|_| std::io::Error::other("key generation failed"))?;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|_| std::io::Error::other("key generation failed"))?;
     let tmp = dir.join(format!(".es256.{}.tmp", random_id()));
     {
         let mut opts = std::fs::OpenOptions::new();

@@ -24,7 +24,9 @@ pub enum AuthError {
     #[error("the token's signing algorithm `{0}` is not accepted for its issuer")]
     AlgorithmNotAllowed(String),
     /// The token's `iss` is not one this gateway trusts.
-    #[error("the token's issuer is not trusted by this gateway; get a token from a configured issuer")]
+    #[error(
+        "the token's issuer is not trusted by this gateway; get a token from a configured issuer"
+    )]
     UntrustedIssuer,
     /// No key of the issuer matches the token's `kid` and algorithm, even after a JWKS refresh.
     #[error("the token was signed with a key the issuer does not publish (unknown key id)")]
@@ -51,7 +53,9 @@ pub enum AuthError {
     #[error("the token's claim `{0}` has the wrong type")]
     InvalidClaim(String),
     /// The issuer's keys could not be obtained and none are cached: nothing can be verified.
-    #[error("no signing keys are available for the token's issuer ({0}); the identity provider may be unreachable, try again later")]
+    #[error(
+        "no signing keys are available for the token's issuer ({0}); the identity provider may be unreachable, try again later"
+    )]
     KeysUnavailable(String),
 }
 

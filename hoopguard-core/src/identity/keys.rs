@@ -101,7 +101,7 @@ pub(crate) enum KeySource {
     /// A fixed set (the development issuer, tests, benchmarks).
     Static(Arc<KeySet>),
     /// Fetched over HTTP(S).
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
 impl std::fmt::Debug for KeySource {
@@ -221,7 +221,9 @@ impl RemoteJwks {
                 return match self.held() {
                     Some(k) => Ok(k),
                     None => Err(AuthError::KeysUnavailable(
-                        st.last_error.clone().unwrap_or_else(|| "not fetched yet".into()),
+                        st.last_error
+                            .clone()
+                            .unwrap_or_else(|| "not fetched yet".into()),
                     )),
                 };
             }

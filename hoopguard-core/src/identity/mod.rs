@@ -194,7 +194,9 @@ impl IssuerConfig {
         let mut out = Vec::new();
         for name in &self.algorithms {
             if name.eq_ignore_ascii_case("none") {
-                return Err(err("`none` is never accepted: unsigned tokens prove nothing".into()));
+                return Err(err(
+                    "`none` is never accepted: unsigned tokens prove nothing".into(),
+                ));
             }
             let alg: Algorithm = name.parse().map_err(|_| {
                 err(format!(
@@ -279,7 +281,7 @@ impl IssuerVerifier {
             key: "issuer",
             message,
         })?;
-        Self::with_source(cfg, KeySource::Remote(remote))
+        Self::with_source(cfg, KeySource::Remote(Box::new(remote)))
     }
 
     /// An issuer with a fixed key set (public keys only; symmetric keys in it are ignored).
@@ -563,10 +565,7 @@ impl Verifier {
             return Ok(id);
         }
         let (header, iss) = peek(token)?;
-        let issuer = self
-            .issuers
-            .get(&iss)
-            .ok_or(AuthError::UntrustedIssuer)?;
+        let issuer = self.issuers.get(&iss).ok_or(AuthError::UntrustedIssuer)?;
         let identity = Arc::new(issuer.verify(token, &header).await?);
         self.cache.insert(digest, identity.clone(), issuer.leeway);
         Ok(identity)

@@ -128,7 +128,11 @@ async fn refuses_tampered_claims() {
 async fn refuses_alg_none_in_any_case() {
     let v = verifier();
     for alg in ["none", "None", "NONE"] {
-        let t = format!("{}.{}.", b64(&json!({"alg": alg, "typ": "JWT"})), b64(&claims()));
+        let t = format!(
+            "{}.{}.",
+            b64(&json!({"alg": alg, "typ": "JWT"})),
+            b64(&claims())
+        );
         assert_eq!(
             refusal(&v, &t).await,
             AuthError::AlgorithmNotAllowed("none".into())
@@ -169,11 +173,7 @@ async fn refuses_algorithm_outside_the_allow_list() {
         refusal(&v, &rs(&claims())).await,
         AuthError::AlgorithmNotAllowed("RS256".into())
     );
-    let t = format!(
-        "{}.{}.c2ln",
-        b64(&json!({"alg": "XS999"})),
-        b64(&claims())
-    );
+    let t = format!("{}.{}.c2ln", b64(&json!({"alg": "XS999"})), b64(&claims()));
     assert_eq!(
         refusal(&v, &t).await,
         AuthError::AlgorithmNotAllowed("XS999".into())
@@ -359,7 +359,10 @@ async fn caches_verified_tokens_but_not_refusals() {
     let t = rs(&claims());
     let a = v.verify(&t).await.unwrap();
     let b = v.verify(&t).await.unwrap();
-    assert!(Arc::ptr_eq(&a, &b), "second verification comes from the cache");
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "second verification comes from the cache"
+    );
     let expired = rs(&with(claims(), "exp", json!(now() - 3600)));
     assert_eq!(refusal(&v, &expired).await, AuthError::Expired);
     assert_eq!(refusal(&v, &expired).await, AuthError::Expired);

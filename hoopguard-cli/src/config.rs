@@ -1,0 +1,501 @@
+//! The one TOML configuration file: parsing, `${ENV}` substitution, validation with key paths.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hoopguard_core::identity::IssuerConfig;
+use serde::Deserialize;
+
+/// The quickstart configuration built into the binary: local development issuer, loopback
+/// listeners, data directory `./hoopguard-data` (or `$HOOPGUARD_DATA_DIR`).
+pub const QUICKSTART: &str = include_str!("../quickstart.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where hoopguard keeps its state (development key, approvals, recordings).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The listeners to start.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// Who may call.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// Process-wide settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hoopguard-data")
+}
+
+/// `[listeners.*]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// Where AWS SDKs and the CLI connect (credentials endpoint and AWS API).
+    pub aws: Option<Listener>,
+    /// Where MCP clients connect.
+    pub mcp: Option<Listener>,
+    /// Health, readiness, metrics, the development issuer and (later) the approvals API.
+    pub admin: Option<Listener>,
+}
+
+/// One listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// The address to bind, such as `127.0.0.1:8787`.
+    pub bind: SocketAddr,
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Trusted OIDC issuers.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    /// The local development issuer.
+    #[serde(default)]
+    pub dev_issuer: Option<DevIssuerConfig>,
+    /// How many verified tokens to remember (by hash). 0 turns the cache off.
+    #[serde(default = "default_cache_size")]
+    pub token_cache_size: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            issuers: Vec::new(),
+            dev_issuer: None,
+            token_cache_size: default_cache_size(),
+        }
+    }
+}
+
+fn default_cache_size() -> usize {
+    10_000
+}
+
+/// `[identity.dev_issuer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevIssuerConfig {
+    /// Must be true for the development issuer to exist at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The audience of its tokens. Default `hoopguard`.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// Its issuer URL. Default `http://<admin listener>/dev`, where its discovery and JWKS are
+    /// served.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+fn default_audience() -> String {
+    "hoopguard".into()
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How long in-flight calls may take to finish after SIGINT/SIGTERM. Default `30s`.
+    #[serde(default = "default_grace", with = "hoopguard_core::duration::serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A configuration error: where (file, key) and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    /// The file, or `quickstart (built in)`.
+    pub source_name: String,
+    /// The full key path, such as `identity.issuers[0].audiences` (empty for file-level errors).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// The built-in quickstart.
+    Quickstart,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Quickstart => f.write_str("quickstart (built in)"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file, or the built-in quickstart when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Source), ConfigError> {
+        let source = match path {
+            Some(p) => Source::File(p.to_path_buf()),
+            None => Source::Quickstart,
+        };
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError {
+                source_name: source.to_string(),
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            })?,
+            None => QUICKSTART.to_string(),
+        };
+        let cfg = Config::parse(&text, &source.to_string(), &|name| std::env::var(name).ok())?;
+        Ok((cfg, source))
+    }
+
+    /// Parses and validates configuration text; `env` looks up `${VARS}`.
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            source_name: source_name.to_string(),
+            key,
+            message,
+        };
+        let mut value: toml::Table = toml::from_str(text)
+            .map_err(|e| err(String::new(), format!("not valid TOML: {}", e.message())))?;
+        substitute_table(&mut value, "", env).map_err(|(k, m)| err(k, m))?;
+        let cfg: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+                // The path names the offending key itself, unknown keys included.
+                let path = e.path().to_string();
+                let key = if path == "." { String::new() } else { path };
+                err(key, e.into_inner().message().to_string())
+            })?;
+        cfg.validate().map_err(|(k, m)| err(k, m))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let l = &self.listeners;
+        if l.aws.is_none() && l.mcp.is_none() && l.admin.is_none() {
+            return Err((
+                "listeners".into(),
+                "no listener configured; add [listeners.aws], [listeners.mcp] or [listeners.admin] with `bind = \"127.0.0.1:PORT\"`".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (name, listener) in self.listener_list() {
+            if listener.bind.port() != 0 && !seen.insert(listener.bind) {
+                return Err((
+                    format!("listeners.{name}.bind"),
+                    format!("{} is already used by another listener", listener.bind),
+                ));
+            }
+        }
+        let dev_enabled = self.identity.dev_issuer.as_ref().is_some_and(|d| d.enabled);
+        if self.identity.issuers.is_empty() && !dev_enabled {
+            return Err((
+                "identity".into(),
+                "no way to authenticate callers: add an [[identity.issuers]] entry, or enable [identity.dev_issuer] for local use".into(),
+            ));
+        }
+        let mut issuers = HashSet::new();
+        for (i, iss) in self.identity.issuers.iter().enumerate() {
+            iss.validate()
+                .map_err(|e| (format!("identity.issuers[{i}].{}", e.key), e.message))?;
+            if !issuers.insert(iss.issuer.trim_end_matches('/')) {
+                return Err((
+                    format!("identity.issuers[{i}].issuer"),
+                    format!("`{}` is listed twice", iss.issuer),
+                ));
+            }
+        }
+        if let Some(dev) = self.identity.dev_issuer.as_ref().filter(|d| d.enabled) {
+            if dev.audience.is_empty() {
+                return Err((
+                    "identity.dev_issuer.audience".into(),
+                    "must not be empty".into(),
+                ));
+            }
+            if dev.issuer.is_none() && self.listeners.admin.is_none() {
+                return Err((
+                    "identity.dev_issuer".into(),
+                    "needs [listeners.admin] (its discovery and keys are served there) or an explicit `issuer`".into(),
+                ));
+            }
+            if issuers.contains(self.dev_issuer_url().unwrap_or_default().as_str()) {
+                return Err((
+                    "identity.dev_issuer.issuer".into(),
+                    "the same issuer is also listed in [[identity.issuers]]".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured listeners with their names.
+    pub fn listener_list(&self) -> Vec<(&'static str, &Listener)> {
+        let l = &self.listeners;
+        [("aws", &l.aws), ("mcp", &l.mcp), ("admin", &l.admin)]
+            .into_iter()
+            .filter_map(|(n, x)| x.as_ref().map(|x| (n, x)))
+            .collect()
+    }
+
+    /// The development issuer's URL, when it is enabled.
+    pub fn dev_issuer_url(&self) -> Option<String> {
+        let dev = self.identity.dev_issuer.as_ref().filter(|d| d.enabled)?;
+        match (&dev.issuer, &self.listeners.admin) {
+            (Some(i), _) => Some(i.trim_end_matches('/').to_string()),
+            (None, Some(admin)) => Some(format!("http://{}/dev", admin.bind)),
+            (None, None) => None,
+        }
+    }
+
+    /// A few lines saying what is configured, for `hoopguard check`.
+    pub fn summary(&self, source: &Source) -> String {
+        let mut out = format!("config OK: {source}\n");
+        out.push_str(&format!("  data_dir: {}\n", self.data_dir.display()));
+        for (name, l) in self.listener_list() {
+            out.push_str(&format!("  listener {name}: {}\n", l.bind));
+        }
+        if let (Some(url), Some(dev)) = (self.dev_issuer_url(), &self.identity.dev_issuer) {
+            out.push_str(&format!(
+                "  identity: development issuer {url} (audience {}) — for local use only\n",
+                dev.audience
+            ));
+        }
+        for iss in &self.identity.issuers {
+            let keys = match &iss.jwks_url {
+                Some(u) => format!("JWKS {u}"),
+                None => "keys by OIDC discovery".into(),
+            };
+            out.push_str(&format!(
+                "  identity: issuer {} ({keys}; audiences {}; algorithms {})\n",
+                iss.issuer,
+                iss.audiences.join(", "),
+                iss.algorithms.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "  shutdown grace: {}\n",
+            hoopguard_core::duration::format(self.server.shutdown_grace)
+        ));
+        out
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn substitute_table(
+    table: &mut toml::Table,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    for (k, v) in table.iter_mut() {
+        substitute(v, &join(path, k), env)?;
+    }
+    Ok(())
+}
+
+fn substitute(
+    value: &mut toml::Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match value {
+        toml::Value::String(s) => {
+            *s = expand(s, env).map_err(|m| (path.to_string(), m))?;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(t) => substitute_table(t, path, env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands `${NAME}` and `${NAME:-default}`; `$${` stands for a literal `${`.
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail.find('}').ok_or_else(|| {
+                "unclosed `${`; write `${NAME}` (or `$${` for a literal)".to_string()
+            })?;
+            let inner = &tail[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{inner}}}` is not a valid variable reference"));
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable `{name}` is not set (write `${{{name}:-default}}` for a fallback)"
+                    ));
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", &|name| match name {
+            "SECRET" => Some("s3cr3t-value-that-is-long-enough-32b".into()),
+            "PORT" => Some("9999".into()),
+            _ => None,
+        })
+    }
+
+    const ISSUER: &str = r#"
+[listeners.aws]
+bind = "127.0.0.1:8787"
+[[identity.issuers]]
+issuer = "https://idp.example.com"
+audiences = ["hoopguard"]
+"#;
+
+    #[test]
+    fn quickstart_is_valid() {
+        let cfg = Config::parse(QUICKSTART, "quickstart", &|_| None).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("./hoopguard-data"));
+        assert_eq!(
+            cfg.dev_issuer_url().as_deref(),
+            Some("http://127.0.0.1:8789/dev")
+        );
+        assert_eq!(cfg.listener_list().len(), 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_full_path() {
+        let e = parse(&format!("{ISSUER}colour = \"blue\"\n")).unwrap_err();
+        assert_eq!(e.key, "identity.issuers[0].colour", "{e}");
+        let e = parse(&format!(
+            "{ISSUER}[listeners.web]\nbind = \"127.0.0.1:1\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "listeners.web", "{e}");
+        let e = parse(&format!("typo = 1\n{ISSUER}")).unwrap_err();
+        assert_eq!(e.key, "typo", "{e}");
+        assert!(
+            e.to_string().starts_with("test.toml: typo: unknown field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = parse("[listeners.aws]\nbind = \"not-an-address\"\n").unwrap_err();
+        assert_eq!(e.key, "listeners.aws.bind", "{e}");
+        let e = parse(&format!("{ISSUER}leeway = \"soon\"\n")).unwrap_err();
+        assert_eq!(e.key, "identity.issuers[0].leeway", "{e}");
+        assert!(e.message.contains("15m"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_env_substitution() {
+        let cfg = parse(&format!(
+            "[server]\nshutdown_grace = \"1m30s\"\n[listeners.admin]\nbind = \"127.0.0.1:${{PORT}}\"\n{ISSUER}hmac_secret = \"${{SECRET}}\"\nalgorithms = [\"HS256\"]\njwks_ttl = \"15m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.server.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(cfg.listeners.admin.unwrap().bind.port(), 9999);
+        let iss = &cfg.identity.issuers[0];
+        assert_eq!(
+            iss.hmac_secret.as_deref(),
+            Some("s3cr3t-value-that-is-long-enough-32b")
+        );
+        assert_eq!(iss.jwks_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn missing_env_var_names_key_and_variable() {
+        let e = parse(&format!("{ISSUER}hmac_secret = \"${{NOPE}}\"\n")).unwrap_err();
+        assert_eq!(e.key, "identity.issuers[0].hmac_secret");
+        assert!(e.message.contains("NOPE"));
+        let cfg = parse(&format!(
+            "data_dir = \"${{NOPE:-/tmp/x}}/$${{literal}}\"\n{ISSUER}"
+        ))
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x/${literal}"));
+        let e = parse(&format!("data_dir = \"${{UNCLOSED\"\n{ISSUER}")).unwrap_err();
+        assert_eq!(e.key, "data_dir");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let e = parse("[[identity.issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\n")
+            .unwrap_err();
+        assert_eq!(e.key, "listeners");
+        let e = parse("[listeners.aws]\nbind = \"127.0.0.1:1\"\n").unwrap_err();
+        assert_eq!(e.key, "identity");
+        let e = parse(&format!("{ISSUER}algorithms = [\"none\"]\n")).unwrap_err();
+        assert_eq!(e.key, "identity.issuers[0].algorithms");
+        let e = parse(&format!(
+            "{ISSUER}[listeners.mcp]\nbind = \"127.0.0.1:8787\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "listeners.mcp.bind");
+        let e = parse(
+            "[listeners.aws]\nbind = \"127.0.0.1:1\"\n[identity.dev_issuer]\nenabled = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "identity.dev_issuer");
+        let e = parse("not toml at all [").unwrap_err();
+        assert_eq!(e.key, "");
+        assert!(e.to_string().contains("not valid TOML"));
+    }
+}

@@ -1,0 +1,12 @@
+//! The `hoopguard` binary's library half: configuration, the gateway's listeners and the
+//! subcommands, so they can be tested without spawning a process.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod config;
+pub mod serve;

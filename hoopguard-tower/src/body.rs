@@ -1,0 +1,80 @@
+//! The response body of a layer that can answer by itself.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// Either the inner service's body, or a complete body the layer wrote itself (a refusal).
+    ///
+    /// Passes `is_end_stream` and `size_hint` through, so `Content-Length` stays right.
+    /// The fields are the bodies themselves.
+    #[project = GuardBodyProj]
+    #[allow(missing_docs)]
+    #[derive(Debug)]
+    pub enum GuardBody<B> {
+        /// The inner service's body, untouched.
+        Inner {
+            #[pin] body: B,
+        },
+        /// A body written by the layer.
+        Own {
+            #[pin] body: Full<Bytes>,
+        },
+    }
+}
+
+impl<B> GuardBody<B> {
+    /// Wraps the inner service's body.
+    pub fn inner(body: B) -> Self {
+        GuardBody::Inner { body }
+    }
+
+    /// A body of the layer's own.
+    pub fn own(bytes: impl Into<Bytes>) -> Self {
+        GuardBody::Own {
+            body: Full::new(bytes.into()),
+        }
+    }
+}
+
+impl<B> Body for GuardBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project() {
+            GuardBodyProj::Inner { body } => body.poll_frame(cx),
+            GuardBodyProj::Own { body } => match body.poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            GuardBody::Inner { body } => body.is_end_stream(),
+            GuardBody::Own { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            GuardBody::Inner { body } => body.size_hint(),
+            GuardBody::Own { body } => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Starting and stopping the real peers and the `hoopguard` binary for end-to-end tests.
+//!
+//! Peers come from the Python virtualenv that `scripts/test.sh` prepares (`HOOPGUARD_PEERS`,
+//! default `target/peers/venv`). Every server binds 127.0.0.1 on a free port and is killed when
+//! its handle drops; every wait is bounded.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The peers' virtualenv, or a panic that says how to make it.
+pub fn venv() -> PathBuf {
+    let dir = std::env::var_os("HOOPGUARD_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/peers/venv"));
+    assert!(
+        dir.join("bin/python").exists(),
+        "the test peers are not installed at {}; run `bash scripts/test.sh` (it installs them) \
+         or set HOOPGUARD_PEERS to a virtualenv with oidc-provider-mock",
+        dir.display()
+    );
+    dir
+}
+
+/// The `hoopguard` binary, built once per test run so it is never stale.
+pub fn hoopguard() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/e2e-… → target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "hoopguard-cli",
+            "--bin",
+            "hoopguard",
+        ])
+        .current_dir(root());
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the hoopguard binary failed");
+        profile_dir.join("hoopguard")
+    })
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().unwrap().port()
+}
+
+/// Waits until something accepts on `port`, up to `limit`.
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listened on 127.0.0.1:{port} within {limit:?}");
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).expect("log file");
+        cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "did not exit within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process at once.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `oidc-provider-mock` (PyPI), a real OIDC provider that signs with its own RSA key, which it
+/// generates anew at every start: restarting it is a key rotation.
+pub struct OidcProvider {
+    pub port: u16,
+    proc: Option<Proc>,
+    dir: PathBuf,
+    starts: u32,
+}
+
+impl OidcProvider {
+    pub fn start(dir: &Path) -> OidcProvider {
+        let mut p = OidcProvider {
+            port: free_port(),
+            proc: None,
+            dir: dir.to_path_buf(),
+            starts: 0,
+        };
+        p.launch();
+        p
+    }
+
+    /// Starts the provider on a port that nothing listens on yet, without starting it.
+    pub fn not_started(dir: &Path) -> OidcProvider {
+        OidcProvider {
+            port: free_port(),
+            proc: None,
+            dir: dir.to_path_buf(),
+            starts: 0,
+        }
+    }
+
+    pub fn launch(&mut self) {
+        let mut cmd = Command::new(venv().join("bin/oidc-provider-mock"));
+        cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()]);
+        self.starts += 1;
+        let log = self.dir.join(format!("oidc-{}.log", self.starts));
+        self.proc = Some(Proc::spawn(cmd, log));
+        wait_for_port(self.port, Duration::from_secs(30));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Stops and starts again on the same port: new signing key.
+    pub fn rotate(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An ID token for `sub` in `groups` with audience `client_id`, through the provider's
+    /// authorization-code flow.
+    pub fn token(&self, sub: &str, groups: &[&str], client_id: &str) -> String {
+        let base = self.issuer();
+        let http = reqwest::blocking_client();
+        let put = http
+            .put(format!("{base}/users/{sub}"))
+            .json(&serde_json::json!({ "groups": groups }))
+            .send()
+            .expect("set user");
+        assert!(put.status().is_success(), "set user: {}", put.status());
+        let redirect = "http://127.0.0.1/callback";
+        let resp = http
+            .post(format!("{base}/oauth2/authorize"))
+            .query(&[
+                ("client_id", client_id),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("scope", "openid"),
+            ])
+            .form(&[("sub", sub)])
+            .send()
+            .expect("authorize");
+        let location = resp
+            .headers()
+            .get("location")
+            .unwrap_or_else(|| panic!("authorize answered {} without a redirect", resp.status()))
+            .to_str()
+            .unwrap()
+            .to_string();
+        let code = location
+            .split_once("code=")
+            .map(|(_, c)| c.split('&').next().unwrap().to_string())
+            .expect("code in redirect");
+        let tok: serde_json::Value = http
+            .post(format!("{base}/oauth2/token"))
+            .basic_auth(client_id, Some("any-secret"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+            ])
+            .send()
+            .expect("token")
+            .json()
+            .expect("token JSON");
+        tok["id_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id_token in {tok}"))
+            .to_string()
+    }
+}
+
+/// A blocking HTTP client that does not follow redirects.
+pub mod reqwest {
+    pub fn blocking_client() -> ::reqwest::blocking::Client {
+        ::reqwest::blocking::Client::builder()
+            .redirect(::reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .expect("client")
+    }
+}
+
+/// A running `hoopguard serve`.
+pub struct Gateway {
+    pub proc: Proc,
+    pub aws: u16,
+    pub mcp: u16,
+    pub admin: u16,
+    pub config: PathBuf,
+}
+
+/// Ports and a data directory for one gateway, and the config file's listener section.
+pub struct GatewayPorts {
+    pub aws: u16,
+    pub mcp: u16,
+    pub admin: u16,
+}
+
+impl GatewayPorts {
+    pub fn new() -> Self {
+        GatewayPorts {
+            aws: free_port(),
+            mcp: free_port(),
+            admin: free_port(),
+        }
+    }
+
+    /// `data_dir` and the three `[listeners.*]` tables.
+    pub fn toml(&self, data_dir: &Path) -> String {
+        format!(
+            "data_dir = {:?}\n[listeners.aws]\nbind = \"127.0.0.1:{}\"\n[listeners.mcp]\nbind = \"127.0.0.1:{}\"\n[listeners.admin]\nbind = \"127.0.0.1:{}\"\n",
+            data_dir.display().to_string(),
+            self.aws,
+            self.mcp,
+            self.admin
+        )
+    }
+}
+
+impl Gateway {
+    /// Writes `extra` after the listeners into a config file and starts `hoopguard serve` on it.
+    pub fn start(dir: &Path, extra: &str, args: &[&str]) -> Gateway {
+        let ports = GatewayPorts::new();
+        let data_dir = dir.join("data");
+        let config = dir.join("hoopguard.toml");
+        std::fs::write(&config, format!("{}{extra}", ports.toml(&data_dir))).unwrap();
+        let mut cmd = Command::new(hoopguard());
+        cmd.args(args)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null());
+        let proc = Proc::spawn(cmd, dir.join("hoopguard.log"));
+        wait_for_port(ports.admin, Duration::from_secs(30));
+        Gateway {
+            proc,
+            aws: ports.aws,
+            mcp: ports.mcp,
+            admin: ports.admin,
+            config,
+        }
+    }
+
+    pub fn url(&self, port: u16, path: &str) -> String {
+        format!("http://127.0.0.1:{port}{path}")
+    }
+}
+
+/// Runs `hoopguard ARGS` to completion; returns (status, stdout, stderr).
+pub fn run_hoopguard(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, Vec<u8>, String) {
+    let mut cmd = Command::new(hoopguard());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run hoopguard");
+    (
+        out.status,
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
