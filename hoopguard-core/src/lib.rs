@@ -2,6 +2,8 @@
 //!
 //! * [`identity`]: who is calling — OIDC/JWT verification with discovery, JWKS caching, a
 //!   verified-token cache, and the local development issuer.
+//! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
+//! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
 //!
 //! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
@@ -14,5 +16,7 @@
     unreachable_pub
 )]
 
+pub mod approvals;
 pub mod duration;
 pub mod identity;
+pub mod policy;

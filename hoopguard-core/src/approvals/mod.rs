@@ -1,0 +1,493 @@
+//! Human approvals: a call under an `approve` rule waits for a yes from an approver.
+//!
+//! [`Approvals::gate`] is asked for every call the policy sends for approval. If a grant covers
+//! the call it answers [`Gate::Granted`] (a `once` grant is used up by that); otherwise it opens
+//! a pending approval (or finds the one already open for the same call), notifies the webhooks,
+//! and answers [`Gate::Pending`] with the id the caller needs. [`Approvals::decide`] records an
+//! approver's vote: the approver must be in the rule's approver groups, never the requester;
+//! distinct approvers count towards the quorum; a deny by anyone ends it.
+//!
+//! State lives behind the [`ApprovalStore`] trait; [`SqliteStore`] is the embedded default.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use hoopguard_core::approvals::{Approvals, Gate, SqliteStore};
+//! use hoopguard_core::policy::{Call, Policy, RuleConfig};
+//! # use hoopguard_core::identity::Identity;
+//! # fn who(s: &str, g: &[&str]) -> Identity { Identity { subject: s.into(),
+//! #     groups: g.iter().map(|x| x.to_string()).collect(), issuer: "i".into(),
+//! #     expires_at: std::time::SystemTime::now(), claims: Default::default() } }
+//!
+//! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
+//!     [[rules]]
+//!     name = "terminate"
+//!     effect = "approve"
+//!     actions = ["ec2:TerminateInstances"]
+//!     approvers = ["managers"]
+//! "#).unwrap()["rules"].clone().try_into().unwrap();
+//! let policy = Policy::compile(&rules).unwrap();
+//! let approvals = Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap()));
+//!
+//! let (alice, manager) = (who("alice", &["dev"]), who("maria", &["managers"]));
+//! let call = Call::aws("ec2:TerminateInstances", &["arn:aws:ec2:us-east-1:1:instance/i-1"], None);
+//! let spec = policy.decide(&alice, &call).approval.unwrap();
+//!
+//! let Gate::Pending(pending) = approvals.gate(&alice, &call, &spec, None).await.unwrap() else { panic!() };
+//! approvals.decide(&manager, &pending.id, true, Some("ok".into())).await.unwrap();
+//! assert!(matches!(approvals.gate(&alice, &call, &spec, None).await.unwrap(), Gate::Granted { .. }));
+//! // Used up: the same call needs a new approval.
+//! assert!(matches!(approvals.gate(&alice, &call, &spec, None).await.unwrap(), Gate::Pending(_)));
+//! # }
+//! ```
+
+mod sqlite;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+pub use sqlite::SqliteStore;
+
+use crate::identity::Identity;
+use crate::policy::{ApprovalSpec, Call, GrantKind};
+use webhook::{Event, Notifier};
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for approvers.
+    Pending,
+    /// Approved: the grant is usable (a `once` grant until used or expired).
+    Approved,
+    /// Denied by an approver.
+    Denied,
+    /// Nobody decided in time, or the grant ran out unused.
+    Expired,
+    /// A `once` grant that was used.
+    Used,
+}
+
+impl Status {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Used => "used",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "approved" => Status::Approved,
+            "denied" => Status::Denied,
+            "expired" => Status::Expired,
+            "used" => Status::Used,
+            _ => return None,
+        })
+    }
+}
+
+/// One approver's vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The approver's subject.
+    pub approver: String,
+    /// Yes or no.
+    pub approve: bool,
+    /// Why, as the approver wrote it.
+    pub reason: Option<String>,
+    /// When (Unix seconds).
+    pub at: u64,
+}
+
+/// An approval request and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// `apr_` and 20 random characters.
+    pub id: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Who asked.
+    pub requester: String,
+    /// The requester's groups when they asked.
+    pub requester_groups: Vec<String>,
+    /// What was asked, in words (`ec2:TerminateInstances on arn:…`).
+    pub summary: String,
+    /// What was asked, as data: AWS actions and resources, or the MCP tool and its arguments.
+    pub call: Value,
+    /// SHA-256 of requester, call and body: a `once` grant covers only this digest.
+    pub digest: String,
+    /// The rule that asked for approval.
+    pub rule: String,
+    /// What approving grants.
+    pub grant: GrantKind,
+    /// For `window` grants, its length in seconds.
+    pub window_secs: Option<u64>,
+    /// Groups whose members may approve.
+    pub approvers: Vec<String>,
+    /// Distinct approvals needed.
+    pub quorum: u32,
+    /// The votes so far.
+    pub votes: Vec<Vote>,
+    /// Created (Unix seconds).
+    pub created_at: u64,
+    /// A pending request expires at this time; after approval, a `once` grant does.
+    pub expires_at: u64,
+    /// Decided (Unix seconds).
+    pub decided_at: Option<u64>,
+    /// A `window` grant lasts until this time.
+    pub window_ends_at: Option<u64>,
+    /// A `once` grant was used at this time.
+    pub used_at: Option<u64>,
+}
+
+impl Approval {
+    /// The status as of `now`, counting expiry that the store has not written yet.
+    pub fn status_at(&self, now: u64) -> Status {
+        match self.status {
+            Status::Pending if now >= self.expires_at => Status::Expired,
+            Status::Approved if self.grant == GrantKind::Once && now >= self.expires_at => {
+                Status::Expired
+            }
+            Status::Approved
+                if self.grant == GrantKind::Window
+                    && self.window_ends_at.is_some_and(|e| now >= e) =>
+            {
+                Status::Expired
+            }
+            s => s,
+        }
+    }
+
+    /// How many distinct approvers said yes.
+    pub fn approvals(&self) -> usize {
+        self.votes.iter().filter(|v| v.approve).count()
+    }
+}
+
+/// A request to open, as the store receives it.
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    /// The approval as it starts (status pending, no votes).
+    pub approval: Approval,
+}
+
+/// Storage failed; the call is refused (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("approval store: {0}")]
+pub struct StoreError(pub String);
+
+/// Why a vote was not recorded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VoteError {
+    /// No approval with that id.
+    #[error("no approval `{0}`")]
+    NotFound(String),
+    /// It is no longer pending.
+    #[error("approval `{id}` is already {status}; nothing changed")]
+    AlreadyDecided {
+        /// The approval.
+        id: String,
+        /// What it is now.
+        status: &'static str,
+    },
+    /// This approver already voted.
+    #[error("`{0}` already voted on this approval; the quorum needs distinct approvers")]
+    AlreadyVoted(String),
+    /// The approver is not in the rule's approver groups.
+    #[error("`{subject}` is not in the approver groups {groups:?} of this approval")]
+    NotApprover {
+        /// The would-be approver.
+        subject: String,
+        /// The groups that may approve.
+        groups: Vec<String>,
+    },
+    /// A requester can never approve their own request.
+    #[error("`{0}` asked for this approval and cannot approve or deny it themselves")]
+    SelfApproval(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// State of approvals, behind a trait so a shared database can replace the embedded one.
+///
+/// Implementations make each method atomic: two votes on one approval never both win, and a
+/// `once` grant is taken by exactly one call.
+#[async_trait::async_trait]
+pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
+    /// Opens `new`, unless a pending, unexpired approval for the same requester and digest
+    /// exists: then returns that one. The bool says whether a new one was created.
+    async fn open(&self, new: NewApproval, now: u64) -> Result<(Approval, bool), StoreError>;
+    /// One approval.
+    async fn get(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    /// Approvals, newest first, optionally only those with `status` (as of `now`).
+    async fn list(
+        &self,
+        status: Option<Status>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<Approval>, StoreError>;
+    /// Records a vote on a pending approval and settles it (approved at quorum, denied at the
+    /// first no). Refuses votes on anything not pending and second votes by one approver.
+    async fn vote(&self, id: &str, vote: Vote, now: u64) -> Result<Approval, VoteError>;
+    /// A grant covering a call: an approved, unexpired `once` approval with this requester and
+    /// digest (marked used by this call), or an approved `window` approval of this rule and
+    /// requester still inside its window.
+    async fn take_grant(
+        &self,
+        requester: &str,
+        digest: &str,
+        rule: &str,
+        now: u64,
+    ) -> Result<Option<Approval>, StoreError>;
+}
+
+/// What [`Approvals::gate`] concluded.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    /// A grant covers the call.
+    Granted {
+        /// The approval that granted it.
+        approval_id: String,
+    },
+    /// The call waits for approval.
+    Pending(Approval),
+}
+
+/// The approvals workflow over a store, with notifications.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    store: Arc<dyn ApprovalStore>,
+    notifier: Notifier,
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Approvals {
+    /// Over `store`, without notifications.
+    pub fn new(store: Arc<dyn ApprovalStore>) -> Self {
+        Approvals {
+            store,
+            notifier: Notifier::none(),
+        }
+    }
+
+    /// Sends events to these webhooks.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ApprovalStore> {
+        &self.store
+    }
+
+    /// Checks for a grant covering `call` by `who` under `spec`'s rule; else opens (or finds)
+    /// the pending approval. With `spec.hold`, waits up to that long for a decision.
+    ///
+    /// `body_digest` is the SHA-256 of the request body where the body decides what the call
+    /// does (AWS query and JSON APIs); a `once` grant then covers only that exact body.
+    pub async fn gate(
+        &self,
+        who: &Identity,
+        call: &Call,
+        spec: &ApprovalSpec,
+        body_digest: Option<&str>,
+    ) -> Result<Gate, StoreError> {
+        let digest = call_digest(&who.subject, call, body_digest);
+        if let Some(a) = self
+            .store
+            .take_grant(&who.subject, &digest, &spec.rule, now())
+            .await?
+        {
+            return Ok(Gate::Granted { approval_id: a.id });
+        }
+        let t = now();
+        let new = NewApproval {
+            approval: Approval {
+                id: new_id(),
+                status: Status::Pending,
+                requester: who.subject.clone(),
+                requester_groups: who.groups.clone(),
+                summary: call.summary(),
+                call: call_json(call),
+                digest: digest.clone(),
+                rule: spec.rule.clone(),
+                grant: spec.grant,
+                window_secs: spec.window.map(|w| w.as_secs()),
+                approvers: spec.approvers.clone(),
+                quorum: spec.quorum,
+                votes: Vec::new(),
+                created_at: t,
+                expires_at: t + spec.expires.as_secs().max(1),
+                decided_at: None,
+                window_ends_at: None,
+                used_at: None,
+            },
+        };
+        let (pending, created) = self.store.open(new, t).await?;
+        if created {
+            tracing::info!(approval = %pending.id, requester = %pending.requester, rule = %pending.rule,
+                call = %pending.summary, "approval requested");
+            self.notifier.send(Event::Requested, &pending);
+        }
+        if let Some(hold) = spec.hold {
+            let deadline = tokio::time::Instant::now() + hold;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                match self.store.get(&pending.id).await? {
+                    Some(a) if a.status == Status::Pending => continue,
+                    Some(a) if a.status == Status::Approved => {
+                        if let Some(a) = self
+                            .store
+                            .take_grant(&who.subject, &digest, &spec.rule, now())
+                            .await?
+                        {
+                            return Ok(Gate::Granted { approval_id: a.id });
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(a) = self.store.get(&pending.id).await? {
+                return Ok(Gate::Pending(a));
+            }
+        }
+        Ok(Gate::Pending(pending))
+    }
+
+    /// Records `approver`'s vote on approval `id`.
+    pub async fn decide(
+        &self,
+        approver: &Identity,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<Approval, VoteError> {
+        let a = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| VoteError::NotFound(id.to_string()))?;
+        if !a.approvers.iter().any(|g| approver.in_group(g)) {
+            return Err(VoteError::NotApprover {
+                subject: approver.subject.clone(),
+                groups: a.approvers.clone(),
+            });
+        }
+        if a.requester == approver.subject {
+            return Err(VoteError::SelfApproval(approver.subject.clone()));
+        }
+        let reason = reason
+            .map(|r| r.chars().take(1000).collect::<String>())
+            .filter(|r| !r.trim().is_empty());
+        let vote = Vote {
+            approver: approver.subject.clone(),
+            approve,
+            reason,
+            at: now(),
+        };
+        let after = self.store.vote(id, vote, now()).await?;
+        tracing::info!(approval = %after.id, approver = %approver.subject, approve,
+            status = after.status.as_str(), "approval vote recorded");
+        if after.status != Status::Pending {
+            self.notifier.send(Event::Decided, &after);
+        }
+        Ok(after)
+    }
+
+    /// Approvals `who` may see: those they asked for, and those they may decide.
+    pub async fn visible_to(
+        &self,
+        who: &Identity,
+        status: Option<Status>,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let all = self.store.list(status, now(), 1000).await?;
+        Ok(all
+            .into_iter()
+            .filter(|a| may_see(who, a))
+            .map(|mut a| {
+                a.status = a.status_at(now());
+                a
+            })
+            .collect())
+    }
+
+    /// One approval, if `who` may see it.
+    pub async fn get_for(&self, who: &Identity, id: &str) -> Result<Option<Approval>, StoreError> {
+        Ok(self.store.get(id).await?.filter(|a| may_see(who, a)).map(|mut a| {
+            a.status = a.status_at(now());
+            a
+        }))
+    }
+}
+
+fn may_see(who: &Identity, a: &Approval) -> bool {
+    a.requester == who.subject || a.approvers.iter().any(|g| who.in_group(g))
+}
+
+/// `apr_` and 20 random base32 characters.
+fn new_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap_or_default();
+    let s: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("apr_{s}")
+}
+
+/// The call as data, with object keys sorted so equal calls give equal JSON.
+pub fn call_json(call: &Call) -> Value {
+    let v = match call {
+        Call::Aws { actions, region } => json!({"kind": "aws", "actions": actions, "region": region}),
+        Call::McpTool { name, args } => json!({"kind": "mcp_tool", "tool": name, "args": args}),
+        Call::McpResource { uri } => json!({"kind": "mcp_resource", "uri": uri}),
+        Call::McpPrompt { name } => json!({"kind": "mcp_prompt", "prompt": name}),
+    };
+    canonical(v)
+}
+
+fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect::<Map<_, _>>())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+/// SHA-256 (hex) of requester, call and body digest: what a `once` grant covers.
+pub fn call_digest(requester: &str, call: &Call, body_digest: Option<&str>) -> String {
+    let doc = json!({"requester": requester, "call": call_json(call), "body": body_digest});
+    hex::encode(Sha256::digest(canonical(doc).to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests;
