@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hoopguard_core::approvals::webhook::WebhookConfig;
 use hoopguard_core::identity::IssuerConfig;
+use hoopguard_core::policy::{Policy, RuleConfig};
 use serde::Deserialize;
 
 /// The quickstart configuration built into the binary: local development issuer, loopback
@@ -28,6 +30,30 @@ pub struct Config {
     /// Process-wide settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The rules that decide every call.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Human approvals: notifications.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `[[policy.rules]]`, in order. With none, every call is denied.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// `[[approvals.webhooks]]`: notified of each new pending approval and each decision.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -233,6 +259,20 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = self.compile_policy() {
+            return Err((
+                format!("policy.rules[{}].{}", e.index, e.key),
+                format!("(rule `{}`) {}", e.name, e.message),
+            ));
+        }
+        for (i, hook) in self.approvals.webhooks.iter().enumerate() {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                return Err((
+                    format!("approvals.webhooks[{i}].url"),
+                    "must be an http(s) URL".into(),
+                ));
+            }
+        }
         if let Some(dev) = self.identity.dev_issuer.as_ref().filter(|d| d.enabled) {
             if dev.audience.is_empty() {
                 return Err((
@@ -254,6 +294,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The compiled policy.
+    pub fn compile_policy(&self) -> Result<Policy, hoopguard_core::policy::RuleError> {
+        Policy::compile(&self.policy.rules)
     }
 
     /// The configured listeners with their names.
@@ -298,6 +343,23 @@ impl Config {
                 iss.issuer,
                 iss.audiences.join(", "),
                 iss.algorithms.join(", ")
+            ));
+        }
+        let mut counts = [0usize; 3];
+        for r in &self.policy.rules {
+            counts[r.effect as usize] += 1;
+        }
+        out.push_str(&format!(
+            "  policy: {} rules ({} allow, {} deny, {} approve); anything unmatched is denied\n",
+            self.policy.rules.len(),
+            counts[hoopguard_core::policy::Effect::Allow as usize],
+            counts[hoopguard_core::policy::Effect::Deny as usize],
+            counts[hoopguard_core::policy::Effect::Approve as usize]
+        ));
+        if !self.approvals.webhooks.is_empty() {
+            out.push_str(&format!(
+                "  approvals: {} webhook(s)\n",
+                self.approvals.webhooks.len()
             ));
         }
         out.push_str(&format!(
@@ -473,6 +535,22 @@ audiences = ["hoopguard"]
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x/${literal}"));
         let e = parse(&format!("data_dir = \"${{UNCLOSED\"\n{ISSUER}")).unwrap_err();
         assert_eq!(e.key, "data_dir");
+    }
+
+    #[test]
+    fn policy_errors_name_the_rule() {
+        let e = parse(&format!(
+            "{ISSUER}[[policy.rules]]\nname = \"ok\"\neffect = \"allow\"\ntools = [\"t\"]\n[[policy.rules]]\nname = \"bad\"\neffect = \"allow\"\nactions = [\"s3:*\"]\nresources = [\"bucket\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "policy.rules[1].resources", "{e}");
+        assert!(e.message.contains("rule `bad`"), "{e}");
+        let e = parse(&format!(
+            "{ISSUER}[[policy.rules]]\nname = \"x\"\neffect = \"permit\"\ntools = [\"t\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "policy.rules[0].effect", "{e}");
+        assert!(e.message.contains("unknown variant `permit`"), "{e}");
     }
 
     #[test]

@@ -8,5 +8,8 @@
     unreachable_pub
 )]
 
+mod admin;
+pub mod approvals_cli;
 pub mod config;
+pub mod explain;
 pub mod serve;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hoopguard_cli::config::Config;
-use hoopguard_cli::serve;
+use hoopguard_cli::{approvals_cli, explain, serve};
+use hoopguard_core::identity::Identity;
+use hoopguard_core::policy::Call;
 
 /// Exit code for a bad configuration or bad arguments.
 const EXIT_CONFIG: u8 = 2;
@@ -77,6 +79,103 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Work with the policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Approve or deny pending calls, as an approver (over the admin API).
+    Approvals {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the decision for a caller and a call, the rule that made it, and why the other
+    /// rules did not match.
+    Explain {
+        /// The configuration file; without it, the built-in quickstart.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The caller's subject.
+        #[arg(long)]
+        subject: String,
+        /// The caller's groups, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// An AWS action, such as `ec2:TerminateInstances`.
+        #[arg(long, group = "what")]
+        aws_action: Option<String>,
+        /// A resource ARN of the AWS action (repeatable).
+        #[arg(long, requires = "aws_action")]
+        resource: Vec<String>,
+        /// The AWS region.
+        #[arg(long, requires = "aws_action")]
+        region: Option<String>,
+        /// An MCP tool name.
+        #[arg(long, group = "what")]
+        mcp_tool: Option<String>,
+        /// The tool's arguments, as a JSON object.
+        #[arg(long, requires = "mcp_tool")]
+        args: Option<String>,
+        /// An MCP resource URI (resources/read).
+        #[arg(long, group = "what")]
+        mcp_resource: Option<String>,
+        /// An MCP prompt name (prompts/get).
+        #[arg(long, group = "what")]
+        mcp_prompt: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AdminConn {
+    /// The admin API, such as `http://127.0.0.1:8789`; default: the admin listener of --config.
+    #[arg(long, global = true, env = "HOOPGUARD_ADMIN_URL")]
+    admin: Option<String>,
+    /// The configuration whose admin listener to use (default: the built-in quickstart).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// A file holding the approver's OIDC token (else HOOPGUARD_TOKEN).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Approvals you asked for or may decide.
+    List {
+        /// pending (default), approved, denied, expired, used or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// One approval in detail.
+    Show {
+        /// The approval id (`apr_…`).
+        id: String,
+    },
+    /// Say yes.
+    Approve {
+        /// The approval id (`apr_…`).
+        id: String,
+        /// Why (recorded with the vote).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Say no; ends the request.
+    Deny {
+        /// The approval id (`apr_…`).
+        id: String,
+        /// Why (required, recorded and shown to the requester).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,7 +199,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
             };
-            match rt.block_on(serve::run(cfg, shutdown_signal())) {
+            match rt.block_on(serve::run(cfg, source, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(1, &e),
             }
@@ -112,6 +211,132 @@ fn main() -> ExitCode {
             ttl,
             out,
         } => dev_token(config, &sub, &groups, ttl, out),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    config,
+                    subject,
+                    groups,
+                    aws_action,
+                    resource,
+                    region,
+                    mcp_tool,
+                    args,
+                    mcp_resource,
+                    mcp_prompt,
+                },
+        } => {
+            let (cfg, _) = match Config::load(config.as_deref()) {
+                Ok(x) => x,
+                Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+            };
+            let call = match (aws_action, mcp_tool, mcp_resource, mcp_prompt) {
+                (Some(a), _, _, _) => {
+                    let r: Vec<&str> = resource.iter().map(String::as_str).collect();
+                    Call::aws(&a, &r, region.as_deref())
+                }
+                (_, Some(t), _, _) => {
+                    let args = match args.as_deref().map(serde_json::from_str).transpose() {
+                        Ok(a) => a.unwrap_or_else(|| serde_json::json!({})),
+                        Err(e) => return fail(EXIT_CONFIG, &format!("--args is not JSON: {e}")),
+                    };
+                    Call::tool(&t, args)
+                }
+                (_, _, Some(uri), _) => Call::McpResource { uri },
+                (_, _, _, Some(name)) => Call::McpPrompt { name },
+                _ => {
+                    return fail(
+                        EXIT_CONFIG,
+                        "say what to explain: --aws-action, --mcp-tool, --mcp-resource or --mcp-prompt",
+                    );
+                }
+            };
+            let policy = match cfg.compile_policy() {
+                Ok(p) => p,
+                Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+            };
+            let who = Identity {
+                subject,
+                groups: groups.into_iter().filter(|g| !g.is_empty()).collect(),
+                issuer: "(explain)".into(),
+                expires_at: std::time::SystemTime::now(),
+                claims: Default::default(),
+            };
+            print!("{}", explain::render(&policy, &who, &call));
+            ExitCode::SUCCESS
+        }
+        Command::Approvals { conn, command } => approvals(conn, command),
+    }
+}
+
+fn approvals(conn: AdminConn, command: ApprovalsCommand) -> ExitCode {
+    let base = match approvals_cli::admin_url(conn.admin, conn.config.as_deref()) {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let token = match approvals_cli::token(conn.token_file) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let client = match approvals_cli::Client::new(base, token) {
+        Ok(c) => c,
+        Err(e) => return fail(1, &e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    let result = rt.block_on(async {
+        match command {
+            ApprovalsCommand::List { status } => client.list(&status).await.map(|v| {
+                if conn.json {
+                    format!("{v:#}\n")
+                } else {
+                    approvals_cli::render_list(&v)
+                }
+            }),
+            ApprovalsCommand::Show { id } => client.show(&id).await.map(|v| {
+                if conn.json {
+                    format!("{v:#}\n")
+                } else {
+                    approvals_cli::render_one(&v)
+                }
+            }),
+            ApprovalsCommand::Approve { id, reason } => {
+                client.vote(&id, true, reason).await.map(|v| {
+                    if conn.json {
+                        format!("{v:#}\n")
+                    } else {
+                        format!(
+                            "recorded your approval; approval {id} is now {}\n",
+                            v["status"].as_str().unwrap_or("?")
+                        )
+                    }
+                })
+            }
+            ApprovalsCommand::Deny { id, reason } => {
+                client.vote(&id, false, Some(reason)).await.map(|v| {
+                    if conn.json {
+                        format!("{v:#}\n")
+                    } else {
+                        format!(
+                            "recorded your denial; approval {id} is now {}\n",
+                            v["status"].as_str().unwrap_or("?")
+                        )
+                    }
+                })
+            }
+        }
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
     }
 }
 

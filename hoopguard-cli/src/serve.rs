@@ -12,20 +12,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
+use hoopguard_core::approvals::webhook::Notifier;
+use hoopguard_core::approvals::{Approvals, SqliteStore};
 use hoopguard_core::identity::dev::DevIssuer;
 use hoopguard_core::identity::{Identity, IssuerVerifier, Verifier};
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::metrics::{Metrics, MetricsLayer};
+use hoopguard_tower::policy::Guard;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::admin::{self, AdminState};
+use crate::config::{Config, Source};
 
 /// Opens the development issuer if the configuration enables it.
 pub fn dev_issuer(cfg: &Config) -> Result<Option<DevIssuer>, String> {
@@ -51,15 +54,23 @@ pub fn verifier(cfg: &Config, dev: Option<&DevIssuer>) -> Result<Verifier, Strin
     Ok(b.build())
 }
 
-#[derive(Clone)]
-struct AdminState {
-    verifier: Arc<Verifier>,
-    metrics: Arc<Metrics>,
-    dev: Option<Arc<DevIssuer>>,
+/// Opens the approvals store in the data directory and the webhooks.
+pub fn approvals(cfg: &Config) -> Result<Approvals, String> {
+    let path = cfg.data_dir.join("approvals.sqlite");
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    let notifier = Notifier::new(cfg.approvals.webhooks.clone(), Duration::from_millis(500))?;
+    Ok(Approvals::new(Arc::new(store)).with_notifier(notifier))
 }
 
 /// Runs the gateway until `shutdown` completes, then drains for up to the grace period.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+///
+/// With a configuration file, SIGHUP reloads the policy from it (atomically; a broken file is
+/// logged and the running policy kept). Other settings need a restart.
+pub async fn run(
+    cfg: Config,
+    source: Source,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}; set `data_dir` to a writable path",
@@ -76,6 +87,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
     let verifier = Arc::new(verifier(&cfg, dev.as_deref())?);
     let metrics = Arc::new(Metrics::new());
+    let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
+    if policy.is_empty() {
+        tracing::warn!("the policy has no rules: every AWS and MCP call will be denied");
+    }
+    let guard = Guard::new(policy, approvals(&cfg)?).with_metrics(metrics.clone(), "gateway");
+    if let Source::File(path) = &source {
+        reload_on_sighup(path.clone(), guard.clone());
+    }
 
     // Bind everything first, so a busy port fails the start rather than half of it.
     let mut bound = Vec::new();
@@ -94,10 +113,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             "mcp" => not_built_yet("MCP")
                 .layer(AuthLayer::new(verifier.clone()))
                 .layer(MetricsLayer::new(metrics.clone(), "mcp")),
-            _ => admin_router(AdminState {
+            _ => admin::router(AdminState {
                 verifier: verifier.clone(),
                 metrics: metrics.clone(),
                 dev: dev.clone(),
+                guard: guard.clone(),
             })
             .layer(MetricsLayer::new(metrics.clone(), "admin")),
         };
@@ -190,72 +210,38 @@ fn not_built_yet(path: &'static str) -> Router {
     })
 }
 
-fn admin_router(state: AdminState) -> Router {
-    let mut r = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
-    if let Some(path) = state.dev.as_ref().and_then(|d| url_path(d.issuer())) {
-        r = r
-            .route(
-                &format!("{path}/.well-known/openid-configuration"),
-                get(|State(s): State<AdminState>| async move {
-                    axum::Json(s.dev.map(|d| d.discovery()).unwrap_or_default())
-                }),
-            )
-            .route(
-                &format!("{path}/jwks"),
-                get(|State(s): State<AdminState>| async move {
-                    axum::Json(s.dev.map(|d| d.jwks()).unwrap_or_default())
-                }),
-            );
-    }
-    r.fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "not_found", "message": "no such admin endpoint; try /healthz, /readyz or /metrics"})),
-        )
-    })
-    .with_state(state)
-}
-
-/// The path of an `http(s)://host[:port]/path` URL (empty for none); `None` if not such a URL.
-fn url_path(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
-    Some(match rest.find('/') {
-        Some(i) => rest[i..].trim_end_matches('/').to_string(),
-        None => String::new(),
-    })
-}
-
-async fn readyz(State(s): State<AdminState>) -> Response {
-    let issuers: Vec<_> = s
-        .verifier
-        .issuers()
-        .map(|i| json!({"issuer": i.issuer(), "keys": i.has_keys()}))
-        .collect();
-    let ready = s.verifier.issuers().all(IssuerVerifier::has_keys);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        axum::Json(json!({"ready": ready, "issuers": issuers})),
-    )
-        .into_response()
-}
-
-async fn metrics(State(s): State<AdminState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
-        .into_response()
+/// Reloads the policy from `path` on every SIGHUP.
+fn reload_on_sighup(path: std::path::PathBuf, guard: Guard) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; policy reload is off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(Some(&path)).and_then(|(cfg, _)| {
+                cfg.compile_policy()
+                    .map_err(|e| crate::config::ConfigError {
+                        source_name: path.display().to_string(),
+                        key: "policy".into(),
+                        message: e.to_string(),
+                    })
+            }) {
+                Ok(policy) => {
+                    let n = policy.len();
+                    guard.swap_policy(policy);
+                    tracing::info!(
+                        rules = n,
+                        "policy reloaded (other settings take effect at restart)"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload failed; the running policy stays")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, guard);
 }

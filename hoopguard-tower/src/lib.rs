@@ -4,6 +4,8 @@
 //!   [`Identity`](hoopguard_core::identity::Identity) into the request extensions.
 //! * [`metrics`]: [`MetricsLayer`](metrics::MetricsLayer) counts requests, refusals and latency
 //!   for the Prometheus endpoint.
+//! * [`policy`]: [`PolicyLayer`](policy::PolicyLayer) and [`Guard`](policy::Guard) decide each
+//!   call (allow, deny, or wait for a human's approval).
 //! * [`body`]: [`GuardBody`](body::GuardBody), the response body of a layer that may answer on
 //!   its own (a refusal) instead of calling the inner service.
 //!
@@ -20,6 +22,7 @@
 pub mod auth;
 pub mod body;
 pub mod metrics;
+pub mod policy;
 
 /// The error type at tower boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

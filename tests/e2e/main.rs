@@ -2,6 +2,7 @@
 //!
 //! Run them with `bash scripts/test.sh`, which installs the peers first.
 
+mod approvals;
 mod binary;
 mod oidc;
 mod support;

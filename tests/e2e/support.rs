@@ -119,6 +119,11 @@ impl Proc {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Kills the process at once.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use sqlite::SqliteStore;
@@ -265,7 +265,7 @@ pub enum Gate {
         approval_id: String,
     },
     /// The call waits for approval.
-    Pending(Approval),
+    Pending(Box<Approval>),
 }
 
 /// The approvals workflow over a store, with notifications.
@@ -331,7 +331,7 @@ impl Approvals {
                 requester: who.subject.clone(),
                 requester_groups: who.groups.clone(),
                 summary: call.summary(),
-                call: call_json(call),
+                call: call.to_json(),
                 digest: digest.clone(),
                 rule: spec.rule.clone(),
                 grant: spec.grant,
@@ -372,10 +372,10 @@ impl Approvals {
                 }
             }
             if let Some(a) = self.store.get(&pending.id).await? {
-                return Ok(Gate::Pending(a));
+                return Ok(Gate::Pending(Box::new(a)));
             }
         }
-        Ok(Gate::Pending(pending))
+        Ok(Gate::Pending(Box::new(pending)))
     }
 
     /// Records `approver`'s vote on approval `id`.
@@ -437,10 +437,15 @@ impl Approvals {
 
     /// One approval, if `who` may see it.
     pub async fn get_for(&self, who: &Identity, id: &str) -> Result<Option<Approval>, StoreError> {
-        Ok(self.store.get(id).await?.filter(|a| may_see(who, a)).map(|mut a| {
-            a.status = a.status_at(now());
-            a
-        }))
+        Ok(self
+            .store
+            .get(id)
+            .await?
+            .filter(|a| may_see(who, a))
+            .map(|mut a| {
+                a.status = a.status_at(now());
+                a
+            }))
     }
 }
 
@@ -460,33 +465,12 @@ fn new_id() -> String {
     format!("apr_{s}")
 }
 
-/// The call as data, with object keys sorted so equal calls give equal JSON.
-pub fn call_json(call: &Call) -> Value {
-    let v = match call {
-        Call::Aws { actions, region } => json!({"kind": "aws", "actions": actions, "region": region}),
-        Call::McpTool { name, args } => json!({"kind": "mcp_tool", "tool": name, "args": args}),
-        Call::McpResource { uri } => json!({"kind": "mcp_resource", "uri": uri}),
-        Call::McpPrompt { name } => json!({"kind": "mcp_prompt", "prompt": name}),
-    };
-    canonical(v)
-}
-
-fn canonical(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect::<Map<_, _>>())
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
-        other => other,
-    }
-}
-
 /// SHA-256 (hex) of requester, call and body digest: what a `once` grant covers.
 pub fn call_digest(requester: &str, call: &Call, body_digest: Option<&str>) -> String {
-    let doc = json!({"requester": requester, "call": call_json(call), "body": body_digest});
-    hex::encode(Sha256::digest(canonical(doc).to_string().as_bytes()))
+    let doc = json!({"body": body_digest, "call": call.to_json(), "requester": requester});
+    hex::encode(Sha256::digest(
+        crate::policy::canonical_json(doc).to_string().as_bytes(),
+    ))
 }
 
 #[cfg(test)]

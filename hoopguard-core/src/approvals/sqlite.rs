@@ -46,8 +46,10 @@ impl SqliteStore {
         }
         let conn = Connection::open(path)
             .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(store_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(store_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(store_err)?;
         Self::init(conn)
     }
 
@@ -123,11 +125,13 @@ fn save(tx: &rusqlite::Transaction<'_>, a: &Approval, insert: bool) -> Result<()
 }
 
 fn load(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Approval>, StoreError> {
-    tx.query_row("SELECT doc FROM approvals WHERE id = ?1", [id], |r| r.get::<_, String>(0))
-        .optional()
-        .map_err(store_err)?
-        .map(decode)
-        .transpose()
+    tx.query_row("SELECT doc FROM approvals WHERE id = ?1", [id], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()
+    .map_err(store_err)?
+    .map(decode)
+    .transpose()
 }
 
 #[async_trait::async_trait]
@@ -246,7 +250,8 @@ impl ApprovalStore for SqliteStore {
         rule: &str,
         now: u64,
     ) -> Result<Option<Approval>, StoreError> {
-        let (requester, digest, rule) = (requester.to_string(), digest.to_string(), rule.to_string());
+        let (requester, digest, rule) =
+            (requester.to_string(), digest.to_string(), rule.to_string());
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)

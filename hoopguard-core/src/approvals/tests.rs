@@ -62,13 +62,16 @@ const I2: &str = "arn:aws:ec2:us-east-1:1:instance/i-2";
 
 async fn pending(a: &Approvals, who: &Identity, call: &Call, spec: &ApprovalSpec) -> Approval {
     match a.gate(who, call, spec, None).await.unwrap() {
-        Gate::Pending(p) => p,
+        Gate::Pending(p) => *p,
         Gate::Granted { .. } => panic!("expected a pending approval"),
     }
 }
 
 async fn granted(a: &Approvals, who: &Identity, call: &Call, spec: &ApprovalSpec) -> bool {
-    matches!(a.gate(who, call, spec, None).await.unwrap(), Gate::Granted { .. })
+    matches!(
+        a.gate(who, call, spec, None).await.unwrap(),
+        Gate::Granted { .. }
+    )
 }
 
 #[tokio::test]
@@ -80,11 +83,17 @@ async fn once_grant_covers_exactly_one_call() {
 
     let first = pending(&a, &alice, &call, &s).await;
     assert!(first.id.starts_with("apr_"));
-    assert_eq!(first.summary, format!("ec2:TerminateInstances on {I1} in us-east-1"));
+    assert_eq!(
+        first.summary,
+        format!("ec2:TerminateInstances on {I1} in us-east-1")
+    );
     // Asking again while pending gives the same approval, not a new one.
     assert_eq!(pending(&a, &alice, &call, &s).await.id, first.id);
 
-    let decided = a.decide(&maria, &first.id, true, Some("fine".into())).await.unwrap();
+    let decided = a
+        .decide(&maria, &first.id, true, Some("fine".into()))
+        .await
+        .unwrap();
     assert_eq!(decided.status, Status::Approved);
 
     // Another resource is not covered; another requester is not covered.
@@ -113,11 +122,20 @@ async fn approvers_must_be_in_the_groups_and_never_the_requester() {
 
     let e = a.decide(&boss, &req.id, true, None).await.unwrap_err();
     assert_eq!(e, VoteError::SelfApproval("boss".into()));
-    let e = a.decide(&who("dave", &["dev"]), &req.id, true, None).await.unwrap_err();
+    let e = a
+        .decide(&who("dave", &["dev"]), &req.id, true, None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, VoteError::NotApprover { .. }));
-    let e = a.decide(&who("maria", &["managers"]), "apr_nope", true, None).await.unwrap_err();
+    let e = a
+        .decide(&who("maria", &["managers"]), "apr_nope", true, None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, VoteError::NotFound(_)));
-    assert_eq!(a.store().get(&req.id).await.unwrap().unwrap().status, Status::Pending);
+    assert_eq!(
+        a.store().get(&req.id).await.unwrap().unwrap().status,
+        Status::Pending
+    );
 }
 
 #[tokio::test]
@@ -128,20 +146,54 @@ async fn quorum_counts_distinct_approvers_and_any_deny_ends_it() {
     let s = spec(&p, &alice, &call);
     let req = pending(&a, &alice, &call, &s).await;
 
-    let after = a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
+    let after = a
+        .decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap();
     assert_eq!(after.status, Status::Pending);
-    let e = a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap_err();
+    let e = a
+        .decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap_err();
     assert_eq!(e, VoteError::AlreadyVoted("maria".into()));
-    let after = a.decide(&who("sam", &["security"]), &req.id, true, None).await.unwrap();
+    let after = a
+        .decide(&who("sam", &["security"]), &req.id, true, None)
+        .await
+        .unwrap();
     assert_eq!(after.status, Status::Approved);
     assert_eq!(after.approvals(), 2);
 
-    let req = pending(&a, &alice, &Call::tool("launch", json!({"target": "mars"})), &s).await;
-    a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
-    let after = a.decide(&who("sam", &["security"]), &req.id, false, Some("no".into())).await.unwrap();
+    let req = pending(
+        &a,
+        &alice,
+        &Call::tool("launch", json!({"target": "mars"})),
+        &s,
+    )
+    .await;
+    a.decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap();
+    let after = a
+        .decide(
+            &who("sam", &["security"]),
+            &req.id,
+            false,
+            Some("no".into()),
+        )
+        .await
+        .unwrap();
     assert_eq!(after.status, Status::Denied);
-    let e = a.decide(&who("max", &["managers"]), &req.id, true, None).await.unwrap_err();
-    assert!(matches!(e, VoteError::AlreadyDecided { status: "denied", .. }));
+    let e = a
+        .decide(&who("max", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        VoteError::AlreadyDecided {
+            status: "denied",
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -151,7 +203,9 @@ async fn window_grant_lasts_its_window_then_stops() {
     let first = Call::tool("admin_restart", json!({}));
     let s = spec(&p, &alice, &first);
     let req = pending(&a, &alice, &first, &s).await;
-    a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
+    a.decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap();
 
     // Any call under the rule, any number of times, inside the window.
     assert!(granted(&a, &alice, &first, &s).await);
@@ -171,8 +225,20 @@ async fn pending_requests_expire() {
     let s = spec(&p, &alice, &call);
     let req = pending(&a, &alice, &call, &s).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let e = a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap_err();
-    assert!(matches!(e, VoteError::AlreadyDecided { status: "expired", .. }), "{e}");
+    let e = a
+        .decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VoteError::AlreadyDecided {
+                status: "expired",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // A new request is opened for the same call.
     assert_ne!(pending(&a, &alice, &call, &s).await.id, req.id);
 }
@@ -205,7 +271,9 @@ async fn a_once_grant_is_taken_by_exactly_one_of_concurrent_calls() {
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
     let req = pending(&a, &alice, &call, &s).await;
-    a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
+    a.decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap();
     let results =
         futures_util::future::join_all((0..8).map(|_| a.gate(&alice, &call, &s, None))).await;
     let granted = results
@@ -228,7 +296,9 @@ async fn approvals_survive_reopening_the_store() {
         pending(&a, &alice, &call, &s).await.id
     };
     let a = Approvals::new(Arc::new(SqliteStore::open(&path).unwrap()));
-    a.decide(&who("maria", &["managers"]), &id, true, None).await.unwrap();
+    a.decide(&who("maria", &["managers"]), &id, true, None)
+        .await
+        .unwrap();
     drop(a);
     let a = Approvals::new(Arc::new(SqliteStore::open(&path).unwrap()));
     assert!(granted(&a, &alice, &call, &s).await);
@@ -244,16 +314,25 @@ async fn hold_waits_for_a_decision() {
     let approver = tokio::spawn(async move {
         for _ in 0..40 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let list = a2.store().list(Some(Status::Pending), now(), 10).await.unwrap();
+            let list = a2
+                .store()
+                .list(Some(Status::Pending), now(), 10)
+                .await
+                .unwrap();
             if let Some(req) = list.first() {
-                a2.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
+                a2.decide(&who("maria", &["managers"]), &req.id, true, None)
+                    .await
+                    .unwrap();
                 return;
             }
         }
         panic!("no pending approval appeared");
     });
     let started = std::time::Instant::now();
-    assert!(granted(&a, &alice, &call, &s).await, "the held call goes through once approved");
+    assert!(
+        granted(&a, &alice, &call, &s).await,
+        "the held call goes through once approved"
+    );
     assert!(started.elapsed() < Duration::from_secs(9));
     approver.await.unwrap();
 }
@@ -266,9 +345,25 @@ async fn visibility_requester_and_approvers_only() {
     let s = spec(&p, &alice, &call);
     let req = pending(&a, &alice, &call, &s).await;
     assert_eq!(a.visible_to(&alice, None).await.unwrap().len(), 1);
-    assert_eq!(a.visible_to(&who("maria", &["managers"]), Some(Status::Pending)).await.unwrap().len(), 1);
-    assert!(a.visible_to(&who("eve", &["dev"]), None).await.unwrap().is_empty());
-    assert!(a.get_for(&who("eve", &["dev"]), &req.id).await.unwrap().is_none());
+    assert_eq!(
+        a.visible_to(&who("maria", &["managers"]), Some(Status::Pending))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        a.visible_to(&who("eve", &["dev"]), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        a.get_for(&who("eve", &["dev"]), &req.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
@@ -303,7 +398,11 @@ async fn flaky_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Strin
                 if let Some(h) = text.find("\r\n\r\n") {
                     let len = text[..h]
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
                         .unwrap_or(0);
                     if got >= h + 4 + len {
                         let _ = tx.send(text[h + 4..h + 4 + len].to_string());
@@ -311,9 +410,16 @@ async fn flaky_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Strin
                     }
                 }
             }
-            let status = if n == 1 { "500 Internal Server Error" } else { "200 OK" };
+            let status = if n == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
             let _ = sock
-                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
                 .await;
         }
     });
@@ -325,8 +431,16 @@ async fn webhooks_are_retried_and_never_block_the_approval() {
     let (url, mut rx) = flaky_receiver().await;
     let notifier = Notifier::new(
         vec![
-            WebhookConfig { url: url.clone(), format: Format::Json, attempts: 3 },
-            WebhookConfig { url: "http://127.0.0.1:9/unreachable".into(), format: Format::Slack, attempts: 2 },
+            WebhookConfig {
+                url: url.clone(),
+                format: Format::Json,
+                attempts: 3,
+            },
+            WebhookConfig {
+                url: "http://127.0.0.1:9/unreachable".into(),
+                format: Format::Slack,
+                attempts: 2,
+            },
         ],
         Duration::from_millis(50),
     )
@@ -344,9 +458,14 @@ async fn webhooks_are_retried_and_never_block_the_approval() {
     let body: serde_json::Value = serde_json::from_str(&second).unwrap();
     assert_eq!(body["event"], "approval.requested");
     assert_eq!(body["approval"]["id"], req.id.as_str());
-    assert_eq!(body["approve_with"], format!("hoopguard approvals approve {}", req.id));
+    assert_eq!(
+        body["approve_with"],
+        format!("hoopguard approvals approve {}", req.id)
+    );
 
-    a.decide(&who("maria", &["managers"]), &req.id, true, None).await.unwrap();
+    a.decide(&who("maria", &["managers"]), &req.id, true, None)
+        .await
+        .unwrap();
     let decided: serde_json::Value = serde_json::from_str(&recv(&mut rx).await).unwrap();
     assert_eq!(decided["event"], "approval.decided");
     assert_eq!(decided["approval"]["status"], "approved");

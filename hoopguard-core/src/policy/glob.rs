@@ -49,13 +49,23 @@ impl Glob {
                 self.pattern == text
             };
         }
-        wildcard_match(self.pattern.as_bytes(), text.as_bytes(), self.case_insensitive)
+        wildcard_match(
+            self.pattern.as_bytes(),
+            text.as_bytes(),
+            self.case_insensitive,
+        )
     }
 }
 
 /// Linear-time wildcard matching (greedy with one backtrack point, as in shell globbing).
 fn wildcard_match(p: &[u8], t: &[u8], ci: bool) -> bool {
-    let eq = |a: u8, b: u8| if ci { a == b.to_ascii_lowercase() } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if ci {
+            a == b.to_ascii_lowercase()
+        } else {
+            a == b
+        }
+    };
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {

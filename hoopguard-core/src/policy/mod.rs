@@ -194,7 +194,9 @@ mod opt_duration {
 
     use serde::{Deserialize, Deserializer};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
         crate::duration::parse(&text)
             .map(Some)
@@ -297,6 +299,60 @@ impl Call {
         }
     }
 
+    /// The call as data, object keys sorted so equal calls give equal JSON:
+    /// `{"kind": "aws", "actions": [{"action", "resources"}], "region"}`,
+    /// `{"kind": "mcp_tool", "tool", "args"}`, `{"kind": "mcp_resource", "uri"}`,
+    /// `{"kind": "mcp_prompt", "prompt"}`.
+    pub fn to_json(&self) -> Value {
+        let v = match self {
+            Call::Aws { actions, region } => {
+                serde_json::json!({"kind": "aws", "actions": actions, "region": region})
+            }
+            Call::McpTool { name, args } => {
+                serde_json::json!({"kind": "mcp_tool", "tool": name, "args": args})
+            }
+            Call::McpResource { uri } => serde_json::json!({"kind": "mcp_resource", "uri": uri}),
+            Call::McpPrompt { name } => serde_json::json!({"kind": "mcp_prompt", "prompt": name}),
+        };
+        canonical_json(v)
+    }
+
+    /// Reads what [`Call::to_json`] writes; the error says what is missing.
+    pub fn from_json(v: &Value) -> Result<Call, String> {
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| format!("`{k}` (a string) is missing"))
+        };
+        match v.get("kind").and_then(Value::as_str) {
+            Some("aws") => {
+                let actions: Vec<AwsAction> =
+                    serde_json::from_value(v.get("actions").cloned().unwrap_or(Value::Null))
+                        .map_err(|e| {
+                            format!("`actions` must be a list of {{action, resources}}: {e}")
+                        })?;
+                if actions.is_empty() {
+                    return Err("`actions` must name at least one action".into());
+                }
+                let region = v.get("region").and_then(Value::as_str).map(String::from);
+                Ok(Call::Aws { actions, region })
+            }
+            Some("mcp_tool") => Ok(Call::McpTool {
+                name: field("tool")?,
+                args: v
+                    .get("args")
+                    .cloned()
+                    .unwrap_or(Value::Object(Default::default())),
+            }),
+            Some("mcp_resource") => Ok(Call::McpResource { uri: field("uri")? }),
+            Some("mcp_prompt") => Ok(Call::McpPrompt {
+                name: field("prompt")?,
+            }),
+            _ => Err("`kind` must be one of aws, mcp_tool, mcp_resource, mcp_prompt".into()),
+        }
+    }
+
     /// A one-line human description: `ec2:TerminateInstances on arn:…`, `tool delete_file`.
     pub fn summary(&self) -> String {
         match self {
@@ -320,6 +376,25 @@ impl Call {
             Call::McpResource { uri } => format!("resource `{uri}`"),
             Call::McpPrompt { name } => format!("prompt `{name}`"),
         }
+    }
+}
+
+/// `v` with every object's keys in sorted order (for digests that must not depend on the
+/// order a client wrote its JSON in).
+pub fn canonical_json(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical_json(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical_json).collect()),
+        other => other,
     }
 }
 
@@ -407,13 +482,18 @@ struct Index {
 impl Index {
     fn add(&mut self, key: &Glob, id: u32) {
         if !key.has_wildcard() {
-            self.exact.entry(key.as_str().to_string()).or_default().push(id);
+            self.exact
+                .entry(key.as_str().to_string())
+                .or_default()
+                .push(id);
             return;
         }
         match key.as_str().split_once(':') {
-            Some((prefix, _)) if !prefix.contains(['*', '?']) => {
-                self.by_prefix.entry(prefix.to_string()).or_default().push(id)
-            }
+            Some((prefix, _)) if !prefix.contains(['*', '?']) => self
+                .by_prefix
+                .entry(prefix.to_string())
+                .or_default()
+                .push(id),
             _ => self.any.push(id),
         }
     }
@@ -521,17 +601,38 @@ impl Policy {
 
     /// Decides `call` for `who`.
     pub fn decide(&self, who: &Identity, call: &Call) -> Decision {
+        self.decide_with(who, call, true)
+    }
+
+    /// The same decision by scanning every rule, without the index: the baseline in the
+    /// benchmarks and the oracle in the tests. Not for production use.
+    #[doc(hidden)]
+    pub fn decide_by_scan(&self, who: &Identity, call: &Call) -> Decision {
+        self.decide_with(who, call, false)
+    }
+
+    fn decide_with(&self, who: &Identity, call: &Call, indexed: bool) -> Decision {
+        let all: Vec<u32> = if indexed {
+            Vec::new()
+        } else {
+            (0..self.rules.len() as u32).collect()
+        };
         let mut scratch = Vec::new();
         match call {
             Call::Aws { actions, region } => {
                 let mut best: Option<Decision> = None;
                 for a in actions {
                     let action = a.action.to_ascii_lowercase();
-                    self.aws.candidates(&action, &mut scratch);
+                    if indexed {
+                        self.aws.candidates(&action, &mut scratch);
+                    } else {
+                        scratch.clone_from(&all);
+                    }
                     let unknown = [None];
                     let known: Vec<Option<&str>> =
                         a.resources.iter().map(|r| Some(r.as_str())).collect();
-                    let resources: &[Option<&str>] = if known.is_empty() { &unknown } else { &known };
+                    let resources: &[Option<&str>] =
+                        if known.is_empty() { &unknown } else { &known };
                     for resource in resources {
                         let d = self
                             .decide_one(who, &scratch, call, |rule| {
@@ -541,7 +642,10 @@ impl Policy {
                         if d.effect == Effect::Deny {
                             return d;
                         }
-                        if best.as_ref().is_none_or(|b| rank(d.effect) > rank(b.effect)) {
+                        if best
+                            .as_ref()
+                            .is_none_or(|b| rank(d.effect) > rank(b.effect))
+                        {
                             best = Some(d);
                         }
                     }
@@ -557,12 +661,20 @@ impl Policy {
                         approval: None,
                     };
                 }
-                self.tools.candidates(name, &mut scratch);
-                self.decide_one(who, &scratch, call, |rule| mcp_mismatch(rule, call).is_none())
-                    .unwrap_or_else(|| default_deny_mcp(who, call))
+                if indexed {
+                    self.tools.candidates(name, &mut scratch);
+                } else {
+                    scratch.clone_from(&all);
+                }
+                self.decide_one(who, &scratch, call, |rule| {
+                    mcp_mismatch(rule, call).is_none()
+                })
+                .unwrap_or_else(|| default_deny_mcp(who, call))
             }
             Call::McpResource { .. } => self
-                .decide_one(who, &self.uris, call, |rule| mcp_mismatch(rule, call).is_none())
+                .decide_one(who, &self.uris, call, |rule| {
+                    mcp_mismatch(rule, call).is_none()
+                })
                 .unwrap_or_else(|| default_deny_mcp(who, call)),
             Call::McpPrompt { .. } => self
                 .decide_one(who, &self.prompts, call, |rule| {
@@ -604,11 +716,18 @@ impl Policy {
         let rules = self
             .rules
             .iter()
-            .filter(|r| matches!(
-                (&r.target, call),
-                (Target::Aws { .. }, Call::Aws { .. })
-                    | (Target::Mcp { .. }, Call::McpTool { .. } | Call::McpResource { .. } | Call::McpPrompt { .. })
-            ))
+            .filter(|r| {
+                matches!(
+                    (&r.target, call),
+                    (Target::Aws { .. }, Call::Aws { .. })
+                        | (
+                            Target::Mcp { .. },
+                            Call::McpTool { .. }
+                                | Call::McpResource { .. }
+                                | Call::McpPrompt { .. }
+                        )
+                )
+            })
             .map(|rule| {
                 let mismatch = principal_mismatch(rule, who).or_else(|| match call {
                     Call::Aws { actions, region } => actions.iter().find_map(|a| {
@@ -616,9 +735,9 @@ impl Policy {
                         if a.resources.is_empty() {
                             aws_mismatch(rule, &action, None, region.as_deref())
                         } else {
-                            a.resources
-                                .iter()
-                                .find_map(|r| aws_mismatch(rule, &action, Some(r), region.as_deref()))
+                            a.resources.iter().find_map(|r| {
+                                aws_mismatch(rule, &action, Some(r), region.as_deref())
+                            })
                         }
                     }),
                     _ => mcp_mismatch(rule, call),
@@ -692,7 +811,10 @@ fn default_deny_mcp(who: &Identity, call: &Call) -> Decision {
 
 fn principal_mismatch(rule: &Rule, who: &Identity) -> Option<String> {
     if !rule.subjects.is_empty() && !rule.subjects.iter().any(|s| s.matches(&who.subject)) {
-        return Some(format!("subject `{}` is not one of the rule's subjects", who.subject));
+        return Some(format!(
+            "subject `{}` is not one of the rule's subjects",
+            who.subject
+        ));
     }
     if !rule.groups.is_empty() && !rule.groups.iter().any(|g| who.in_group(g)) {
         return Some(format!(
@@ -706,7 +828,12 @@ fn principal_mismatch(rule: &Rule, who: &Identity) -> Option<String> {
 /// Why an AWS rule does not match (`None`: it matches). `action` is lowercase. An unknown
 /// resource or region matches only a `*` pattern for allow rules, but any pattern for deny and
 /// approve rules: what cannot be derived is never allowed by accident.
-fn aws_mismatch(rule: &Rule, action: &str, resource: Option<&str>, region: Option<&str>) -> Option<String> {
+fn aws_mismatch(
+    rule: &Rule,
+    action: &str,
+    resource: Option<&str>,
+    region: Option<&str>,
+) -> Option<String> {
     let Target::Aws {
         actions,
         resources,
@@ -716,7 +843,10 @@ fn aws_mismatch(rule: &Rule, action: &str, resource: Option<&str>, region: Optio
         return Some("is an MCP rule".into());
     };
     if !actions.iter().any(|a| a.matches(action)) {
-        return Some(format!("action `{action}` matches none of {:?}", names(actions)));
+        return Some(format!(
+            "action `{action}` matches none of {:?}",
+            names(actions)
+        ));
     }
     let strict = rule.effect == Effect::Allow;
     let field_ok = |patterns: &[Glob], value: Option<&str>| {
@@ -791,7 +921,11 @@ fn arg_mismatch(rule: &ArgRule, args: &Value) -> Option<String> {
                 shown.truncate(cut);
                 shown.push('…');
             }
-            return Some(format!("argument `{}` = {shown} fails {}", rule.pointer, cond_text(c)));
+            return Some(format!(
+                "argument `{}` = {shown} fails {}",
+                rule.pointer,
+                cond_text(c)
+            ));
         }
     }
     None
@@ -821,7 +955,8 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
         (true, true) => {
             return Err((
                 "actions",
-                "a rule names AWS actions or MCP tools/uris/prompts, not both; split it in two".into(),
+                "a rule names AWS actions or MCP tools/uris/prompts, not both; split it in two"
+                    .into(),
             ));
         }
         (false, false) => {
@@ -835,7 +970,9 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
                 if a != "*" && !valid_action(a) {
                     return Err((
                         "actions",
-                        format!("`{a}` is not an IAM action pattern like `s3:GetObject`, `ec2:Describe*` or `*`"),
+                        format!(
+                            "`{a}` is not an IAM action pattern like `s3:GetObject`, `ec2:Describe*` or `*`"
+                        ),
                     ));
                 }
             }
@@ -843,7 +980,9 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
                 if r != "*" && !valid_arn_pattern(r) {
                     return Err((
                         "resources",
-                        format!("`{r}` is not an ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, wildcards allowed) or `*`"),
+                        format!(
+                            "`{r}` is not an ARN pattern (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, wildcards allowed) or `*`"
+                        ),
                     ));
                 }
             }
@@ -882,14 +1021,20 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
     let approval = match cfg.effect {
         Effect::Approve => {
             if cfg.approvers.is_empty() {
-                return Err(("approvers", "an approve rule must name the approver groups".into()));
+                return Err((
+                    "approvers",
+                    "an approve rule must name the approver groups".into(),
+                ));
             }
             if cfg.quorum == 0 {
                 return Err(("quorum", "must be at least 1".into()));
             }
             match (cfg.grant, cfg.window) {
                 (GrantKind::Window, None) => {
-                    return Err(("window", "a window grant needs `window = \"1h\"` (its duration)".into()));
+                    return Err((
+                        "window",
+                        "a window grant needs `window = \"1h\"` (its duration)".into(),
+                    ));
                 }
                 (GrantKind::Once, Some(_)) => {
                     return Err(("window", "only `grant = \"window\"` takes a window".into()));
@@ -899,7 +1044,10 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
             if cfg.hold.is_some_and(|h| h > MAX_HOLD) {
                 return Err((
                     "hold",
-                    format!("at most {}: SDKs time out reads at about a minute", crate::duration::format(MAX_HOLD)),
+                    format!(
+                        "at most {}: SDKs time out reads at about a minute",
+                        crate::duration::format(MAX_HOLD)
+                    ),
                 ));
             }
             Some(Arc::new(ApprovalSpec {
@@ -916,7 +1064,8 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
             if !cfg.approvers.is_empty() || cfg.window.is_some() || cfg.hold.is_some() {
                 return Err((
                     "approvers",
-                    "`approvers`, `window` and `hold` belong to `effect = \"approve\"` rules".into(),
+                    "`approvers`, `window` and `hold` belong to `effect = \"approve\"` rules"
+                        .into(),
                 ));
             }
             None
@@ -937,7 +1086,10 @@ fn compile_arg(a: &ArgCondition) -> Result<ArgRule, (&'static str, String)> {
     if !(a.pointer.is_empty() || a.pointer.starts_with('/')) {
         return Err((
             "args",
-            format!("pointer `{}` must be a JSON pointer starting with `/`", a.pointer),
+            format!(
+                "pointer `{}` must be a JSON pointer starting with `/`",
+                a.pointer
+            ),
         ));
     }
     let mut conds = Vec::new();
@@ -987,8 +1139,12 @@ fn valid_action(a: &str) -> bool {
         Some((svc, op)) => {
             !svc.is_empty()
                 && !op.is_empty()
-                && svc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*' || c == '?')
-                && op.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
+                && svc
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*' || c == '?')
+                && op
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
         }
         None => false,
     }
@@ -996,7 +1152,11 @@ fn valid_action(a: &str) -> bool {
 
 fn valid_arn_pattern(r: &str) -> bool {
     let parts: Vec<&str> = r.splitn(6, ':').collect();
-    parts.len() == 6 && parts[0] == "arn" && !parts[1].is_empty() && !parts[2].is_empty() && !parts[5].is_empty()
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && !parts[2].is_empty()
+        && !parts[5].is_empty()
 }
 
 #[cfg(test)]

@@ -154,13 +154,16 @@ const TEST_I: &str = "arn:aws:ec2:us-east-1:222222222222:instance/i-0def";
 
 use Effect::{Allow as A, Approve as P, Deny as D};
 
+/// subject, groups, call, expected effect, expected rule.
+type Case<'a> = (&'a str, &'a [&'a str], Call, Effect, Option<&'a str>);
+
 #[test]
 fn decision_table() {
     let p = policy();
     let aws = |a: &str, r: &[&str], region: Option<&str>| Call::aws(a, r, region);
     let tool = |n: &str, args: Value| Call::tool(n, args);
     #[rustfmt::skip]
-    let cases: Vec<(&str, &[&str], Call, Effect, Option<&str>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // wildcards in actions, case-insensitive
         ("alice", DEV, aws("ec2:DescribeInstances", &[], None), A, Some("describe-anything")),
         ("alice", DEV, aws("ec2:describeinstances", &[], None), A, Some("describe-anything")),
@@ -265,19 +268,41 @@ fn decision_table() {
             d.reason
         );
         assert!(!d.reason.is_empty());
-        assert_eq!(d.approval.is_some(), d.effect == Effect::Approve, "case {i}");
+        assert_eq!(
+            d.approval.is_some(),
+            d.effect == Effect::Approve,
+            "case {i}"
+        );
     }
 }
 
 #[test]
 fn reasons_name_the_rule_or_say_nothing_matched() {
     let p = policy();
-    let d = p.decide(&who("alice", DEV), &Call::aws("ec2:TerminateInstances", &[PROD_I], None));
-    assert_eq!(d.reason, "production instances are never terminated by agents");
+    let d = p.decide(
+        &who("alice", DEV),
+        &Call::aws("ec2:TerminateInstances", &[PROD_I], None),
+    );
+    assert_eq!(
+        d.reason,
+        "production instances are never terminated by agents"
+    );
     let d = p.decide(&who("alice", DEV), &Call::aws("iam:CreateUser", &[], None));
-    assert!(d.reason.contains("no rule allows `iam:CreateUser` for `alice`"), "{}", d.reason);
-    let d = p.decide(&who("alice", DEV), &Call::aws("ec2:TerminateInstances", &[TEST_I], None));
-    assert!(d.reason.contains("requires approval by managers"), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("no rule allows `iam:CreateUser` for `alice`"),
+        "{}",
+        d.reason
+    );
+    let d = p.decide(
+        &who("alice", DEV),
+        &Call::aws("ec2:TerminateInstances", &[TEST_I], None),
+    );
+    assert!(
+        d.reason.contains("requires approval by managers"),
+        "{}",
+        d.reason
+    );
     let spec = d.approval.unwrap();
     assert_eq!((spec.grant, spec.quorum), (GrantKind::Once, 1));
     let d = p.decide(&who("alice", DEV), &Call::tool("delete_x", json!({})));
@@ -289,19 +314,58 @@ fn reasons_name_the_rule_or_say_nothing_matched() {
 #[test]
 fn explain_says_why_rules_did_not_match() {
     let p = policy();
-    let e = p.explain(&who("alice", DEV), &Call::aws("ec2:TerminateInstances", &[TEST_I], None));
+    let e = p.explain(
+        &who("alice", DEV),
+        &Call::aws("ec2:TerminateInstances", &[TEST_I], None),
+    );
     assert_eq!(e.decision.effect, Effect::Approve);
     let by_name = |n: &str| e.rules.iter().find(|r| r.rule == n).unwrap().clone();
     assert!(by_name("terminate-needs-manager").mismatch.is_none());
-    assert!(by_name("no-prod-terminate").mismatch.as_ref().unwrap().contains("resource"));
-    assert!(by_name("describe-anything").mismatch.as_ref().unwrap().contains("action"));
-    assert!(by_name("ops-stop").mismatch.as_ref().unwrap().contains("groups"));
-    assert!(by_name("admins-everything").mismatch.as_ref().unwrap().contains("subject"));
-    assert!(e.rules.iter().all(|r| r.rule != "echo"), "MCP rules are not listed for AWS calls");
+    assert!(
+        by_name("no-prod-terminate")
+            .mismatch
+            .as_ref()
+            .unwrap()
+            .contains("resource")
+    );
+    assert!(
+        by_name("describe-anything")
+            .mismatch
+            .as_ref()
+            .unwrap()
+            .contains("action")
+    );
+    assert!(
+        by_name("ops-stop")
+            .mismatch
+            .as_ref()
+            .unwrap()
+            .contains("groups")
+    );
+    assert!(
+        by_name("admins-everything")
+            .mismatch
+            .as_ref()
+            .unwrap()
+            .contains("subject")
+    );
+    assert!(
+        e.rules.iter().all(|r| r.rule != "echo"),
+        "MCP rules are not listed for AWS calls"
+    );
 
-    let e = p.explain(&who("alice", DEV), &Call::tool("write_file", json!({"path": "/tmp/a", "size": 5000})));
+    let e = p.explain(
+        &who("alice", DEV),
+        &Call::tool("write_file", json!({"path": "/tmp/a", "size": 5000})),
+    );
     let w = e.rules.iter().find(|r| r.rule == "write-small").unwrap();
-    assert!(w.mismatch.as_ref().unwrap().contains("`/size` = 5000 fails le 1024"), "{w:?}");
+    assert!(
+        w.mismatch
+            .as_ref()
+            .unwrap()
+            .contains("`/size` = 5000 fails le 1024"),
+        "{w:?}"
+    );
 }
 
 fn compile_err(toml_text: &str) -> RuleError {
@@ -312,39 +376,101 @@ fn compile_err(toml_text: &str) -> RuleError {
 
 #[test]
 fn bad_rules_are_errors_naming_the_rule() {
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\nactions = [\"s3:Get*\"]\nresources = [\"bucket/*\"]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\nactions = [\"s3:Get*\"]\nresources = [\"bucket/*\"]\n",
+    );
     assert_eq!((e.index, e.name.as_str(), e.key), (0, "x", "resources"));
     let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\nactions = [\"GetObject\"]\n");
     assert_eq!(e.key, "actions");
     let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\n");
     assert_eq!(e.key, "actions");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\nactions = [\"s3:*\"]\ntools = [\"t\"]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\nactions = [\"s3:*\"]\ntools = [\"t\"]\n",
+    );
     assert!(e.message.contains("not both"));
     let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"approve\"\nactions = [\"s3:*\"]\n");
     assert_eq!(e.key, "approvers");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"approve\"\napprovers = [\"m\"]\nactions = [\"s3:*\"]\ngrant = \"window\"\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"approve\"\napprovers = [\"m\"]\nactions = [\"s3:*\"]\ngrant = \"window\"\n",
+    );
     assert_eq!(e.key, "window");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"approve\"\napprovers = [\"m\"]\nactions = [\"s3:*\"]\nhold = \"5m\"\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"approve\"\napprovers = [\"m\"]\nactions = [\"s3:*\"]\nhold = \"5m\"\n",
+    );
     assert_eq!(e.key, "hold");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\", regex = \"(\" }]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\", regex = \"(\" }]\n",
+    );
     assert_eq!(e.key, "args");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\", regex = \"\\\\w{1000}{1000}\" }]\n");
-    assert!(e.message.contains("size limit") || e.message.contains("too big"), "{e}");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"a\", equals = 1 }]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\", regex = \"\\\\w{1000}{1000}\" }]\n",
+    );
+    assert!(
+        e.message.contains("size limit") || e.message.contains("too big"),
+        "{e}"
+    );
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"a\", equals = 1 }]\n",
+    );
     assert_eq!(e.key, "args");
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\" }]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\nargs = [{ pointer = \"/a\" }]\n",
+    );
     assert!(e.message.contains("says nothing"));
-    let e = compile_err("[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\n[[rules]]\nname = \"x\"\neffect = \"deny\"\ntools = [\"u\"]\n");
+    let e = compile_err(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ntools = [\"t\"]\n[[rules]]\nname = \"x\"\neffect = \"deny\"\ntools = [\"u\"]\n",
+    );
     assert_eq!((e.index, e.key), (1, "name"));
-    let t: toml::Table = toml::from_str("[[rules]]\nname = \"x\"\neffect = \"permit\"\ntools = [\"t\"]\n").unwrap();
+    let t: toml::Table =
+        toml::from_str("[[rules]]\nname = \"x\"\neffect = \"permit\"\ntools = [\"t\"]\n").unwrap();
     let r: Result<Vec<RuleConfig>, _> = t["rules"].clone().try_into();
-    assert!(r.unwrap_err().to_string().contains("unknown variant `permit`"));
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("unknown variant `permit`")
+    );
 }
 
 #[test]
 fn empty_policy_denies_everything() {
     let p = Policy::compile(&[]).unwrap();
     assert!(p.is_empty());
-    assert_eq!(p.decide(&who("a", DEV), &Call::aws("s3:ListBuckets", &[], None)).effect, Effect::Deny);
-    assert_eq!(p.decide(&who("a", DEV), &Call::tool("echo", json!({}))).effect, Effect::Deny);
+    assert_eq!(
+        p.decide(&who("a", DEV), &Call::aws("s3:ListBuckets", &[], None))
+            .effect,
+        Effect::Deny
+    );
+    assert_eq!(
+        p.decide(&who("a", DEV), &Call::tool("echo", json!({})))
+            .effect,
+        Effect::Deny
+    );
+}
+
+proptest::proptest! {
+    /// The index never changes a decision: indexed and full-scan evaluation agree on any call.
+    #[test]
+    fn the_index_agrees_with_a_full_scan(
+        svc in proptest::sample::select(vec!["ec2", "EC2", "s3", "lambda", "dynamodb", "iam", "sts", "kms"]),
+        op in proptest::sample::select(vec!["DescribeInstances", "TerminateInstances", "StopInstances", "GetObject",
+            "PutObject", "ListBucket", "InvokeFunction", "GetItem", "Query", "CreateUser", "getconsoleoutput", "Decrypt"]),
+        resource in proptest::option::of(proptest::sample::select(vec![PROD_I, TEST_I,
+            "arn:aws:s3:::team-bucket/a", "arn:aws:s3:::team-bucket/secrets/x", "arn:aws:s3:::other/x",
+            "arn:aws:dynamodb:us-east-1:3:table/orders", "arn:aws:dynamodb:eu-west-1:3:table/orders"])),
+        region in proptest::option::of(proptest::sample::select(vec!["us-east-1", "eu-west-1"])),
+        sub in proptest::sample::select(vec!["alice", "root-agent", "olga", "nobody"]),
+        groups in proptest::sample::subsequence(vec!["dev", "ops", "qa"], 0..3),
+        tool in proptest::sample::select(vec!["read_file", "write_file", "delete_x", "echo", "deploy", "scale", "other"]),
+        path in proptest::sample::select(vec!["/tmp/a", "/etc/passwd", "/home/x"]),
+        n in 0i64..2000,
+    ) {
+        let p = policy();
+        let w = who(sub, &groups);
+        let resources: Vec<&str> = resource.into_iter().collect();
+        let aws = Call::aws(&format!("{svc}:{op}"), &resources, region);
+        proptest::prop_assert_eq!(p.decide(&w, &aws), p.decide_by_scan(&w, &aws));
+        let args = json!({"path": path, "size": n, "replicas": n % 12, "env": "staging", "force": n % 2 == 0});
+        let mcp = Call::tool(tool, args);
+        proptest::prop_assert_eq!(p.decide(&w, &mcp), p.decide_by_scan(&w, &mcp));
+    }
 }

@@ -1,0 +1,281 @@
+//! The admin listener: health, readiness, metrics, the development issuer, and the authenticated
+//! API (`/v1/…`) for approvers and for other gateways asking for decisions.
+//!
+//! | method and path | does |
+//! | --- | --- |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | unauthenticated probes |
+//! | `GET /dev/.well-known/openid-configuration`, `GET /dev/jwks` | the development issuer |
+//! | `GET /v1/approvals?status=pending` | approvals the caller asked for or may decide |
+//! | `GET /v1/approvals/{id}` | one approval |
+//! | `POST /v1/approvals/{id}/approve` `{"reason": "…"}` | an approver's yes |
+//! | `POST /v1/approvals/{id}/deny` `{"reason": "…"}` | an approver's no (reason required) |
+//! | `POST /v1/authorize` `{"call": {…}, "body_sha256": "…"}` | decide a call for the caller (a `once` grant is used by it) |
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use hoopguard_core::approvals::{Status, VoteError};
+use hoopguard_core::identity::dev::DevIssuer;
+use hoopguard_core::identity::{Identity, IssuerVerifier, Verifier};
+use hoopguard_core::policy::Call;
+use hoopguard_tower::auth::AuthLayer;
+use hoopguard_tower::metrics::Metrics;
+use hoopguard_tower::policy::{Guard, Verdict};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) dev: Option<Arc<DevIssuer>>,
+    pub(crate) guard: Guard,
+}
+
+/// The admin listener's routes.
+pub(crate) fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}", get(show_approval))
+        .route("/v1/approvals/{id}/approve", post(approve))
+        .route("/v1/approvals/{id}/deny", post(deny))
+        .route("/v1/authorize", post(authorize))
+        .layer(AuthLayer::new(state.verifier.clone()));
+    let mut r = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api);
+    if let Some(path) = state.dev.as_ref().and_then(|d| url_path(d.issuer())) {
+        r = r
+            .route(
+                &format!("{path}/.well-known/openid-configuration"),
+                get(|State(s): State<AdminState>| async move {
+                    Json(s.dev.map(|d| d.discovery()).unwrap_or_default())
+                }),
+            )
+            .route(
+                &format!("{path}/jwks"),
+                get(|State(s): State<AdminState>| async move {
+                    Json(s.dev.map(|d| d.jwks()).unwrap_or_default())
+                }),
+            );
+    }
+    r.fallback(|| async {
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such admin endpoint; see /healthz, /readyz, /metrics and /v1/approvals".into(),
+        )
+    })
+    .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+/// The path of an `http(s)://host[:port]/path` URL (empty for none); `None` if not such a URL.
+fn url_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    Some(match rest.find('/') {
+        Some(i) => rest[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
+    })
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let issuers: Vec<_> = s
+        .verifier
+        .issuers()
+        .map(|i| json!({"issuer": i.issuer(), "keys": i.has_keys()}))
+        .collect();
+    let ready = s.verifier.issuers().all(IssuerVerifier::has_keys);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({"ready": ready, "issuers": issuers}))).into_response()
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list_approvals(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(name) => match Status::parse(name) {
+            Some(st) => Some(st),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "unknown status `{name}`; use pending, approved, denied, expired, used or all"
+                    ),
+                );
+            }
+        },
+    };
+    match s.guard.approvals().visible_to(&who, status).await {
+        Ok(list) => Json(json!({"approvals": list})).into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn show_approval(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
+    match s.guard.approvals().get_for(&who, &id).await {
+        Ok(Some(a)) => Json(a).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no approval `{id}` that you asked for or may decide"),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    reason: Option<String>,
+}
+
+async fn approve(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Response {
+    let reason = body.and_then(|b| b.0.reason);
+    vote(&s, &who, &id, true, reason).await
+}
+
+async fn deny(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Response {
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .filter(|r| !r.trim().is_empty());
+    if reason.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            "a denial needs a reason: {\"reason\": \"…\"}".into(),
+        );
+    }
+    vote(&s, &who, &id, false, reason).await
+}
+
+async fn vote(
+    s: &AdminState,
+    who: &Identity,
+    id: &str,
+    yes: bool,
+    reason: Option<String>,
+) -> Response {
+    match s.guard.approvals().decide(who, id, yes, reason).await {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => {
+            let (status, code) = match &e {
+                VoteError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                VoteError::NotApprover { .. } => (StatusCode::FORBIDDEN, "not_an_approver"),
+                VoteError::SelfApproval(_) => (StatusCode::FORBIDDEN, "self_approval"),
+                VoteError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
+                VoteError::AlreadyVoted(_) => (StatusCode::CONFLICT, "already_voted"),
+                VoteError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            };
+            error(status, code, e.to_string())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeBody {
+    call: Value,
+    #[serde(default)]
+    body_sha256: Option<String>,
+}
+
+/// `POST /v1/authorize`: the decision for the authenticated caller, with approvals.
+async fn authorize(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    body: Result<Json<AuthorizeBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "expected {{\"call\": {{…}}, \"body_sha256\": \"…\"}}: {}",
+                    e.body_text()
+                ),
+            );
+        }
+    };
+    let call = match Call::from_json(&body.call) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("call: {e}")),
+    };
+    let verdict = s
+        .guard
+        .authorize(&who, &call, body.body_sha256.as_deref())
+        .await;
+    match &verdict {
+        Verdict::Allow { rule, approval_id } => Json(json!({
+            "decision": "allow", "rule": rule, "approval_id": approval_id,
+        }))
+        .into_response(),
+        other => {
+            let status = match other {
+                Verdict::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::FORBIDDEN,
+            };
+            (status, Json(other.refusal_json().unwrap_or_default())).into_response()
+        }
+    }
+}

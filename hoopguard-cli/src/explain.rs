@@ -1,0 +1,62 @@
+//! `hoopguard policy explain`: the decision for one caller and call, the rule that made it, and
+//! why the other rules did not match.
+
+use hoopguard_core::identity::Identity;
+use hoopguard_core::policy::{Call, GrantKind, Policy};
+
+/// The explanation as printed.
+pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
+    let e = policy.explain(who, call);
+    let d = &e.decision;
+    let mut out = format!(
+        "call:      {} by `{}` (groups: {})\n",
+        call.summary(),
+        who.subject,
+        if who.groups.is_empty() {
+            "none".into()
+        } else {
+            who.groups.join(", ")
+        }
+    );
+    out.push_str(&format!(
+        "decision:  {}{}\n",
+        d.effect.as_str(),
+        match &d.rule {
+            Some(r) => format!(" (rule `{r}`)"),
+            None => " (no rule matched: denied by default)".into(),
+        }
+    ));
+    out.push_str(&format!("reason:    {}\n", d.reason));
+    if let Some(a) = &d.approval {
+        let grant = match (a.grant, a.window) {
+            (GrantKind::Window, Some(w)) => {
+                format!("a window of {}", hoopguard_core::duration::format(w))
+            }
+            _ => "this exact call, once".into(),
+        };
+        out.push_str(&format!(
+            "approval:  by {} (quorum {}), grants {grant}; a request waits up to {}\n",
+            a.approvers.join(" or "),
+            a.quorum,
+            hoopguard_core::duration::format(a.expires)
+        ));
+    }
+    if e.rules.is_empty() {
+        out.push_str("rules:     none of this kind\n");
+    } else {
+        out.push_str("rules:\n");
+        for r in &e.rules {
+            match &r.mismatch {
+                None => out.push_str(&format!(
+                    "  + {:<7} {}  matches\n",
+                    r.effect.as_str(),
+                    r.rule
+                )),
+                Some(why) => {
+                    out.push_str(&format!("  - {:<7} {}  {why}\n", r.effect.as_str(), r.rule))
+                }
+            }
+        }
+    }
+    out
+}

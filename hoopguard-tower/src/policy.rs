@@ -1,0 +1,555 @@
+//! Deciding each call, with human approval where the policy asks for it.
+//!
+//! [`Guard`] joins the compiled [`Policy`] (swappable at run time, for config reloads) and the
+//! [`Approvals`] workflow: [`Guard::authorize`] gives a [`Verdict`] for one call by one caller.
+//! [`PolicyLayer`] applies it to every request of a service: a [`Classify`] implementation says
+//! what the request does, and the layer answers `403` (denied, or waiting for approval with the
+//! approval id and the command that approves it) or `503` (the approval store failed: closed,
+//! never open) by itself, or calls the inner service with the [`Verdict`] in the extensions.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::{convert::Infallible, sync::Arc};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use hoopguard_core::approvals::{Approvals, SqliteStore};
+//! use hoopguard_core::identity::Identity;
+//! use hoopguard_core::policy::{Call, Policy, RuleConfig};
+//! use hoopguard_tower::policy::{Guard, PolicyLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let rules: Vec<RuleConfig> = serde_json::from_value(serde_json::json!([
+//!     {"name": "echo", "effect": "allow", "tools": ["echo"]}
+//! ])).unwrap();
+//! let guard = Guard::new(
+//!     Policy::compile(&rules).unwrap(),
+//!     Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
+//! );
+//! // What a request does: here, the tool named in a header.
+//! let classify = |parts: &http::request::Parts| -> Result<Call, String> {
+//!     let tool = parts.headers.get("x-tool").and_then(|v| v.to_str().ok()).ok_or("no tool")?;
+//!     Ok(Call::tool(tool, serde_json::json!({})))
+//! };
+//! let svc = ServiceBuilder::new()
+//!     .layer(PolicyLayer::new(guard, classify))
+//!     .service_fn(|_req: Request<Full<Bytes>>| async {
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
+//!     });
+//!
+//! let alice = Arc::new(Identity { subject: "alice".into(), groups: vec![], issuer: "i".into(),
+//!     expires_at: std::time::SystemTime::now(), claims: Default::default() });
+//! let mut req = Request::get("/").header("x-tool", "echo").body(Full::default()).unwrap();
+//! req.extensions_mut().insert(alice.clone());
+//! assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+//!
+//! let mut req = Request::get("/").header("x-tool", "rm").body(Full::default()).unwrap();
+//! req.extensions_mut().insert(alice);
+//! assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::FORBIDDEN);
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use hoopguard_core::approvals::{Approval, Approvals, Gate};
+use hoopguard_core::identity::Identity;
+use hoopguard_core::policy::{Call, Effect, Policy};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tower::{Layer, Service};
+
+use crate::body::GuardBody;
+use crate::metrics::Metrics;
+
+/// The outcome of [`Guard::authorize`].
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The call may proceed.
+    Allow {
+        /// The allowing rule.
+        rule: Option<String>,
+        /// The approval whose grant covered the call, if one did.
+        approval_id: Option<String>,
+    },
+    /// The call is refused.
+    Deny {
+        /// The denying rule (`None`: nothing matched).
+        rule: Option<String>,
+        /// Why, for the caller.
+        reason: String,
+    },
+    /// The call waits for a human.
+    Pending {
+        /// The pending approval.
+        approval: Box<Approval>,
+        /// Why, for the caller.
+        reason: String,
+    },
+    /// The approval store failed; the call is refused.
+    Unavailable {
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// `allow`, `deny`, `approve` (pending) or `error`.
+    pub fn decision(&self) -> &'static str {
+        match self {
+            Verdict::Allow { .. } => "allow",
+            Verdict::Deny { .. } => "deny",
+            Verdict::Pending { .. } => "approve",
+            Verdict::Unavailable { .. } => "error",
+        }
+    }
+
+    /// The refusal as JSON for the caller (`None` for `Allow`).
+    pub fn refusal_json(&self) -> Option<Value> {
+        match self {
+            Verdict::Allow { .. } => None,
+            Verdict::Deny { rule, reason } => Some(json!({
+                "error": "denied", "decision": "deny", "rule": rule, "message": reason,
+            })),
+            Verdict::Pending { approval, reason } => Some(json!({
+                "error": "approval_required",
+                "decision": "approve",
+                "rule": approval.rule,
+                "approval_id": approval.id,
+                "approvers": approval.approvers,
+                "expires_at": approval.expires_at,
+                "message": format!(
+                    "{reason}. Approval {} is pending: an approver runs `hoopguard approvals approve {}`; then retry the same call.",
+                    approval.id, approval.id
+                ),
+            })),
+            Verdict::Unavailable { reason } => Some(json!({
+                "error": "unavailable", "decision": "error",
+                "message": format!("the call was refused because the approval store failed ({reason}); try again later"),
+            })),
+        }
+    }
+}
+
+/// Policy plus approvals: decides calls. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    policy: Arc<ArcSwap<Policy>>,
+    approvals: Approvals,
+    metrics: Option<(Arc<Metrics>, &'static str)>,
+}
+
+impl Guard {
+    /// A guard over `policy` and `approvals`.
+    pub fn new(policy: Policy, approvals: Approvals) -> Self {
+        Guard {
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
+            approvals,
+            metrics: None,
+        }
+    }
+
+    /// Counts decisions in `metrics` under `listener`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>, listener: &'static str) -> Self {
+        self.metrics = Some((metrics, listener));
+        self
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Replaces the policy for every later call, atomically.
+    pub fn swap_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The approvals workflow.
+    pub fn approvals(&self) -> &Approvals {
+        &self.approvals
+    }
+
+    /// Decides `call` by `who`; for `approve` decisions, looks for a grant or opens an approval.
+    pub async fn authorize(
+        &self,
+        who: &Identity,
+        call: &Call,
+        body_digest: Option<&str>,
+    ) -> Verdict {
+        let decision = self.policy.load().decide(who, call);
+        let verdict = match (decision.effect, &decision.approval) {
+            (Effect::Allow, _) => Verdict::Allow {
+                rule: decision.rule,
+                approval_id: None,
+            },
+            (Effect::Approve, Some(spec)) => {
+                match self.approvals.gate(who, call, spec, body_digest).await {
+                    Ok(Gate::Granted { approval_id }) => Verdict::Allow {
+                        rule: decision.rule,
+                        approval_id: Some(approval_id),
+                    },
+                    Ok(Gate::Pending(approval)) => Verdict::Pending {
+                        approval,
+                        reason: decision.reason,
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "approval store failed; refusing the call");
+                        Verdict::Unavailable {
+                            reason: e.to_string(),
+                        }
+                    }
+                }
+            }
+            _ => Verdict::Deny {
+                rule: decision.rule,
+                reason: decision.reason,
+            },
+        };
+        tracing::info!(subject = %who.subject, call = %call.summary(), decision = verdict.decision(),
+            rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), _ => None },
+            "decided");
+        if let Some((m, listener)) = &self.metrics {
+            m.record_decision(listener, verdict.decision());
+        }
+        verdict
+    }
+}
+
+/// Says what a request does, from its head.
+pub trait Classify: Clone + Send + Sync + 'static {
+    /// The call, or why it cannot be classified (the request is then refused).
+    fn classify(&self, parts: &http::request::Parts) -> Result<Call, String>;
+}
+
+impl<F> Classify for F
+where
+    F: Fn(&http::request::Parts) -> Result<Call, String> + Clone + Send + Sync + 'static,
+{
+    fn classify(&self, parts: &http::request::Parts) -> Result<Call, String> {
+        self(parts)
+    }
+}
+
+/// Applies [`PolicyService`] to a service. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct PolicyLayer<C> {
+    guard: Guard,
+    classify: C,
+}
+
+impl<C> PolicyLayer<C> {
+    /// Decides requests with `guard`, classified by `classify`.
+    pub fn new(guard: Guard, classify: C) -> Self {
+        PolicyLayer { guard, classify }
+    }
+}
+
+impl<S, C: Clone> Layer<S> for PolicyLayer<C> {
+    type Service = PolicyService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PolicyService {
+            inner,
+            guard: self.guard.clone(),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+/// Decides each request before calling the inner service. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct PolicyService<S, C> {
+    inner: S,
+    guard: Guard,
+    classify: C,
+}
+
+/// The future of [`PolicyService`]: deciding may wait on the approval store, so it is boxed.
+pub type ResponseFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<GuardBody<B>>, E>> + Send + 'static>>;
+
+impl<S, C, ReqB, ResB> Service<Request<ReqB>> for PolicyService<S, C>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    C: Classify,
+    ReqB: Send + 'static,
+{
+    type Response = Response<GuardBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResB, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        let classify = self.classify.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let Some(who) = parts.extensions.get::<Arc<Identity>>().cloned() else {
+                // No identity means no auth layer ran: a wiring mistake. Refuse.
+                return Ok(json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": "unauthenticated", "message": "no verified identity on the request; put AuthLayer before PolicyLayer"}),
+                ));
+            };
+            let call = match classify.classify(&parts) {
+                Ok(c) => c,
+                Err(why) => {
+                    return Ok(json_response(
+                        StatusCode::FORBIDDEN,
+                        &json!({"error": "unclassified", "decision": "deny",
+                                "message": format!("the call could not be classified, so it is refused: {why}")}),
+                    ));
+                }
+            };
+            let verdict = guard.authorize(&who, &call, None).await;
+            if let Some(body) = verdict.refusal_json() {
+                let status = match verdict {
+                    Verdict::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::FORBIDDEN,
+                };
+                return Ok(json_response(status, &body));
+            }
+            let mut req = Request::from_parts(parts, body);
+            req.extensions_mut().insert(verdict);
+            Ok(inner.call(req).await?.map(GuardBody::inner))
+        })
+    }
+}
+
+fn json_response<B>(status: StatusCode, body: &Value) -> Response<GuardBody<B>> {
+    let mut resp = Response::new(GuardBody::own(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use hoopguard_core::approvals::SqliteStore;
+    use hoopguard_core::policy::RuleConfig;
+    use http_body_util::{BodyExt, Full};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::*;
+
+    fn guard() -> Guard {
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "echo", "effect": "allow", "tools": ["echo"]},
+            {"name": "rm", "effect": "approve", "tools": ["rm"], "approvers": ["managers"]},
+        ]))
+        .unwrap();
+        Guard::new(
+            Policy::compile(&rules).unwrap(),
+            Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
+        )
+    }
+
+    fn who(sub: &str, groups: &[&str]) -> Arc<Identity> {
+        Arc::new(Identity {
+            subject: sub.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            issuer: "i".into(),
+            expires_at: std::time::SystemTime::now(),
+            claims: Default::default(),
+        })
+    }
+
+    fn classify(parts: &http::request::Parts) -> Result<Call, String> {
+        let tool = parts
+            .headers
+            .get("x-tool")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("no x-tool header")?;
+        Ok(Call::tool(tool, json!({})))
+    }
+
+    async fn call(
+        g: &Guard,
+        who: Option<Arc<Identity>>,
+        tool: Option<&str>,
+    ) -> (StatusCode, Value, bool) {
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = reached.clone();
+        let svc = ServiceBuilder::new()
+            .layer(PolicyLayer::new(g.clone(), classify))
+            .service_fn(move |req: Request<Full<Bytes>>| {
+                r.store(true, std::sync::atomic::Ordering::SeqCst);
+                let v = req
+                    .extensions()
+                    .get::<Verdict>()
+                    .map(|v| v.decision())
+                    .unwrap_or("none");
+                async move {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                        "{{\"verdict\":\"{v}\"}}"
+                    )))))
+                }
+            });
+        let mut b = Request::get("/");
+        if let Some(t) = tool {
+            b = b.header("x-tool", t);
+        }
+        let mut req = b.body(Full::default()).unwrap();
+        if let Some(w) = who {
+            req.extensions_mut().insert(w);
+        }
+        let resp = svc.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap(),
+            reached.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test]
+    async fn allows_denies_and_asks_for_approval() {
+        let g = guard();
+        let (s, body, reached) = call(&g, Some(who("alice", &[])), Some("echo")).await;
+        assert_eq!((s, reached), (StatusCode::OK, true));
+        assert_eq!(body["verdict"], "allow");
+
+        let (s, body, reached) = call(&g, Some(who("alice", &[])), Some("curl")).await;
+        assert_eq!((s, reached), (StatusCode::FORBIDDEN, false));
+        assert_eq!(body["decision"], "deny");
+        assert!(body["message"].as_str().unwrap().contains("no rule allows"));
+
+        let (s, body, reached) = call(&g, Some(who("alice", &[])), Some("rm")).await;
+        assert_eq!((s, reached), (StatusCode::FORBIDDEN, false));
+        assert_eq!(body["error"], "approval_required");
+        let id = body["approval_id"].as_str().unwrap().to_string();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("hoopguard approvals approve {id}"))
+        );
+
+        g.approvals()
+            .decide(&who("maria", &["managers"]), &id, true, None)
+            .await
+            .unwrap();
+        let (s, _, reached) = call(&g, Some(who("alice", &[])), Some("rm")).await;
+        assert_eq!((s, reached), (StatusCode::OK, true));
+        let (s, _, reached) = call(&g, Some(who("alice", &[])), Some("rm")).await;
+        assert_eq!(
+            (s, reached),
+            (StatusCode::FORBIDDEN, false),
+            "a once grant is used up"
+        );
+    }
+
+    #[tokio::test]
+    async fn unclassifiable_and_unauthenticated_requests_are_refused() {
+        let g = guard();
+        let (s, body, reached) = call(&g, Some(who("alice", &[])), None).await;
+        assert_eq!((s, reached), (StatusCode::FORBIDDEN, false));
+        assert_eq!(body["error"], "unclassified");
+        let (s, _, reached) = call(&g, None, Some("echo")).await;
+        assert_eq!((s, reached), (StatusCode::INTERNAL_SERVER_ERROR, false));
+    }
+
+    /// A store that always fails: SQLite cannot be made to fail on demand mid-test, and what
+    /// matters is that a failing store closes the gate.
+    #[derive(Debug)]
+    struct BrokenStore;
+
+    #[async_trait::async_trait]
+    impl hoopguard_core::approvals::ApprovalStore for BrokenStore {
+        async fn open(
+            &self,
+            _: hoopguard_core::approvals::NewApproval,
+            _: u64,
+        ) -> Result<(Approval, bool), hoopguard_core::approvals::StoreError> {
+            Err(hoopguard_core::approvals::StoreError(
+                "disk I/O error".into(),
+            ))
+        }
+        async fn get(
+            &self,
+            _: &str,
+        ) -> Result<Option<Approval>, hoopguard_core::approvals::StoreError> {
+            Err(hoopguard_core::approvals::StoreError(
+                "disk I/O error".into(),
+            ))
+        }
+        async fn list(
+            &self,
+            _: Option<hoopguard_core::approvals::Status>,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<Approval>, hoopguard_core::approvals::StoreError> {
+            Err(hoopguard_core::approvals::StoreError(
+                "disk I/O error".into(),
+            ))
+        }
+        async fn vote(
+            &self,
+            _: &str,
+            _: hoopguard_core::approvals::Vote,
+            _: u64,
+        ) -> Result<Approval, hoopguard_core::approvals::VoteError> {
+            Err(hoopguard_core::approvals::StoreError("disk I/O error".into()).into())
+        }
+        async fn take_grant(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> Result<Option<Approval>, hoopguard_core::approvals::StoreError> {
+            Err(hoopguard_core::approvals::StoreError(
+                "disk I/O error".into(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_refuses_the_call() {
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "rm", "effect": "approve", "tools": ["rm"], "approvers": ["managers"]},
+        ]))
+        .unwrap();
+        let g = Guard::new(
+            Policy::compile(&rules).unwrap(),
+            Approvals::new(Arc::new(BrokenStore)),
+        );
+        let (s, body, reached) = call(&g, Some(who("alice", &[])), Some("rm")).await;
+        assert_eq!((s, reached), (StatusCode::SERVICE_UNAVAILABLE, false));
+        assert_eq!(body["decision"], "error");
+    }
+
+    #[tokio::test]
+    async fn a_swapped_policy_applies_to_the_next_call() {
+        let g = guard();
+        assert_eq!(
+            call(&g, Some(who("alice", &[])), Some("echo")).await.0,
+            StatusCode::OK
+        );
+        g.swap_policy(Policy::compile(&[]).unwrap());
+        assert_eq!(
+            call(&g, Some(who("alice", &[])), Some("echo")).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
