@@ -18,5 +18,5 @@ export HOOPGUARD_PEERS="$venv"
 
 # Unit, integration (end-to-end) and doc tests of every crate; the benchmarks run once each in
 # test mode so they cannot rot.
-cargo test --workspace
 cargo test -p hoopguard --bench '*'
+cargo test --workspace

@@ -2,6 +2,7 @@
 //!
 //! * [`identity`]: who is calling — OIDC/JWT verification with discovery, JWKS caching, a
 //!   verified-token cache, and the local development issuer.
+//! * [`mask`]: masking secrets and personal data, whole or streaming, at GB/s.
 //! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
@@ -19,4 +20,5 @@
 pub mod approvals;
 pub mod duration;
 pub mod identity;
+pub mod mask;
 pub mod policy;
