@@ -20,9 +20,10 @@
 //! # Example
 //!
 //! ```
+//! use std::sync::Arc;
 //! use hoopguard_core::mask::{Engine, MaskConfig};
 //!
-//! let engine = Engine::new(&MaskConfig::default()).unwrap();
+//! let engine = Arc::new(Engine::new(&MaskConfig::default()).unwrap());
 //! let (out, stats) = engine.mask(br#"{"AccessKeyId": "AKIAIOSFODNN7EXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#);
 //! assert_eq!(
 //!     String::from_utf8(out).unwrap(),
