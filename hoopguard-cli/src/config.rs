@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hoopguard_core::approvals::webhook::WebhookConfig;
 use hoopguard_core::identity::IssuerConfig;
+use hoopguard_core::mask::{Engine, MaskConfig};
 use hoopguard_core::policy::{Policy, RuleConfig};
 use serde::Deserialize;
 
@@ -36,6 +37,9 @@ pub struct Config {
     /// Human approvals: notifications.
     #[serde(default)]
     pub approvals: ApprovalsConfig,
+    /// Masking of responses (and of `hoopguard mask`).
+    #[serde(default)]
+    pub mask: MaskConfig,
 }
 
 /// `[policy]`.
@@ -265,6 +269,9 @@ impl Config {
                 format!("(rule `{}`) {}", e.name, e.message),
             ));
         }
+        if let Err(e) = Engine::new(&self.mask) {
+            return Err((format!("mask.{}", e.key), e.message));
+        }
         for (i, hook) in self.approvals.webhooks.iter().enumerate() {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
                 return Err((
@@ -355,6 +362,12 @@ impl Config {
             counts[hoopguard_core::policy::Effect::Allow as usize],
             counts[hoopguard_core::policy::Effect::Deny as usize],
             counts[hoopguard_core::policy::Effect::Approve as usize]
+        ));
+        out.push_str(&format!(
+            "  mask: {} field names, {} custom rules, {} built-in rules off\n",
+            self.mask.fields.len(),
+            self.mask.rules.len(),
+            self.mask.disable.len()
         ));
         if !self.approvals.webhooks.is_empty() {
             out.push_str(&format!(

@@ -79,6 +79,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Mask stdin to stdout, streaming, with the configured rules.
+    Mask {
+        /// The configuration whose `[mask]` rules to use; without it, the defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Which structure-aware rules apply: JSON fields, XML elements, both (auto) or none.
+        #[arg(long, value_enum)]
+        format: Option<MaskFormat>,
+        /// Print bytes, matches per rule and throughput to stderr at the end.
+        #[arg(long)]
+        stats: bool,
+    },
     /// Work with the policy.
     Policy {
         #[command(subcommand)]
@@ -91,6 +103,14 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MaskFormat {
+    Auto,
+    Json,
+    Xml,
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -266,7 +286,73 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Approvals { conn, command } => approvals(conn, command),
+        Command::Mask {
+            config,
+            format,
+            stats,
+        } => mask(config, format, stats),
     }
+}
+
+fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> ExitCode {
+    use std::io::Read;
+
+    let (cfg, _) = match Config::load(config.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+    };
+    let mut mcfg = cfg.mask.clone();
+    if let Some(f) = format {
+        mcfg.format = match f {
+            MaskFormat::Auto => hoopguard_core::mask::Format::Auto,
+            MaskFormat::Json => hoopguard_core::mask::Format::Json,
+            MaskFormat::Xml => hoopguard_core::mask::Format::Xml,
+            MaskFormat::Text => hoopguard_core::mask::Format::Text,
+        };
+    }
+    let engine = match hoopguard_core::mask::Engine::new(&mcfg) {
+        Ok(e) => std::sync::Arc::new(e),
+        Err(e) => return fail(EXIT_CONFIG, &format!("mask.{e}")),
+    };
+    let started = std::time::Instant::now();
+    let mut stream = engine.stream();
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut out = Vec::with_capacity(512 * 1024);
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return fail(1, &format!("reading stdin: {e}")),
+        };
+        out.clear();
+        stream.push(&buf[..n], &mut out);
+        if let Err(e) = stdout.write_all(&out) {
+            return fail(1, &format!("writing stdout: {e}"));
+        }
+    }
+    out.clear();
+    stream.finish(&mut out);
+    if let Err(e) = stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        return fail(1, &format!("writing stdout: {e}"));
+    }
+    if stats {
+        let s = stream.stats();
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "bytes in {}, out {}; {} matches; {:.1} MB/s",
+            s.bytes_in,
+            s.bytes_out,
+            s.total_matches(),
+            s.bytes_in as f64 / secs / 1e6
+        );
+        for (rule, n) in &s.matches {
+            eprintln!("  {rule}: {n}");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn approvals(conn: AdminConn, command: ApprovalsCommand) -> ExitCode {

@@ -2,6 +2,8 @@
 //!
 //! * [`auth`]: [`AuthLayer`](auth::AuthLayer) verifies the caller's OIDC token and puts the
 //!   [`Identity`](hoopguard_core::identity::Identity) into the request extensions.
+//! * [`mask`]: [`MaskLayer`](mask::MaskLayer) masks secrets in response bodies as they stream
+//!   (plain, gzip/deflate, server-sent events).
 //! * [`metrics`]: [`MetricsLayer`](metrics::MetricsLayer) counts requests, refusals and latency
 //!   for the Prometheus endpoint.
 //! * [`policy`]: [`PolicyLayer`](policy::PolicyLayer) and [`Guard`](policy::Guard) decide each
@@ -21,6 +23,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod mask;
 pub mod metrics;
 pub mod policy;
 

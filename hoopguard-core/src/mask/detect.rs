@@ -511,7 +511,9 @@ pub(crate) fn digits(hay: &[u8], at: usize, lo: usize, eof: bool, rules: DigitRu
     if rules.ssn && span.len() == 11 && ssn(span) {
         return Confirm::whole(at, end);
     }
-    if rules.card && card(span) {
+    // Not the digits of a resource id such as `i-0123…` or `vol-0123…`.
+    let id_suffix = at >= 2 && hay[at - 1] == b'-' && hay[at - 2].is_ascii_alphabetic();
+    if rules.card && !id_suffix && card(span) {
         return Confirm::whole(at, end);
     }
     Confirm::No

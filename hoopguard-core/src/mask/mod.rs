@@ -442,6 +442,15 @@ impl Engine {
                     message: "must be at least 16 bytes".into(),
                 });
             }
+            // Only the hash action needs a key; seeding the system RNG costs milliseconds.
+            None if !cfg
+                .actions
+                .values()
+                .chain(cfg.rules.iter().map(|r| &r.action))
+                .any(|a| *a == Action::Hash) =>
+            {
+                vec![0u8; 32]
+            }
             None => {
                 let mut k = vec![0u8; 32];
                 aws_lc_rs::rand::fill(&mut k).map_err(|_| MaskConfigError {
@@ -514,46 +523,49 @@ impl Engine {
         };
         let mut pos = from;
         let mut hold = len;
+        // Each source's next trigger at or after its cursor; `None` once it has no more.
         let mut next_anchor: Option<(usize, usize)> = None; // (position, pattern)
         let mut anchor_from = from;
+        let mut anchors_done = self.anchors.is_none();
         let mut next_at: Option<usize> = None;
         let mut at_from = from;
+        let mut at_done = !self.email;
         let mut next_digit: Option<usize> = None;
         let mut digit_from = from;
+        let mut digits_done = !(self.digits.card || self.digits.ssn || self.digits.iban);
         let mut next_custom: Option<(usize, usize, usize)> = None; // (start, end, pattern)
         let mut custom_from = from;
+        let mut custom_done = self.custom.is_none();
         loop {
-            // Refresh each source's next trigger at or after its cursor.
-            if next_anchor.is_none_or(|(p, _)| p < anchor_from) {
-                next_anchor = self.anchors.as_ref().and_then(|ac| {
-                    if anchor_from >= len {
-                        return None;
-                    }
-                    ac.find(aho_corasick::Input::new(hay).span(anchor_from..len))
-                        .map(|m| (m.start(), m.pattern().as_usize()))
-                });
+            if !anchors_done && next_anchor.is_none_or(|(p, _)| p < anchor_from) {
+                next_anchor = match &self.anchors {
+                    Some(ac) if anchor_from < len => ac
+                        .find(aho_corasick::Input::new(hay).span(anchor_from..len))
+                        .map(|m| (m.start(), m.pattern().as_usize())),
+                    _ => None,
+                };
+                anchors_done = next_anchor.is_none();
             }
-            if self.email && next_at.is_none_or(|p| p < at_from) {
+            if !at_done && next_at.is_none_or(|p| p < at_from) {
                 next_at = if at_from < len {
                     memchr::memchr(b'@', &hay[at_from..]).map(|i| i + at_from)
                 } else {
                     None
                 };
+                at_done = next_at.is_none();
             }
-            if (self.digits.card || self.digits.ssn || self.digits.iban)
-                && next_digit.is_none_or(|p| p < digit_from)
-            {
-                next_digit = next_digit_run(hay, digit_from, from);
+            if !digits_done && next_digit.is_none_or(|p| p < digit_from) {
+                next_digit = next_digit_run(hay, digit_from, from, self.digits);
+                digits_done = next_digit.is_none();
             }
-            if let Some(re) = &self.custom {
-                if next_custom.is_none_or(|(s, _, _)| s < custom_from) {
-                    next_custom = if custom_from < len {
-                        re.search(&regex_automata::Input::new(hay).span(custom_from..len))
-                            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
-                    } else {
-                        None
-                    };
-                }
+            if !custom_done && next_custom.is_none_or(|(s, _, _)| s < custom_from) {
+                next_custom = match &self.custom {
+                    Some(re) if custom_from < len => re
+                        .search(&regex_automata::Input::new(hay).span(custom_from..len))
+                        .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+                    _ => None,
+                };
+                custom_done = next_custom.is_none();
             }
             // The earliest trigger wins; ties go to anchors, then @, digits, custom rules.
             let mut best: Option<(usize, u8)> = None;
@@ -773,64 +785,169 @@ enum Rule {
     Custom(usize),
 }
 
-/// The fewest digits a digit rule needs in one run.
-const MIN_DIGITS: usize = 8;
+/// The fewest digitish bytes any digit rule needs in one run (the skip-scan's step): an IBAN's
+/// long run of account digits (10), an SSN (11), a card number (13).
+const MIN_DIGITS: usize = 10;
 
-/// The start of the next run of digits, spaces and dashes that begins with a digit and holds at
-/// least [`MIN_DIGITS`] digits. Skips 8 bytes at a time where no such run can be.
-fn next_digit_run(hay: &[u8], from: usize, scan_start: usize) -> Option<usize> {
+/// Digits, spaces and dashes, by byte value.
+static DIGITISH: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = true;
+        b += 1;
+    }
+    t[b' ' as usize] = true;
+    t[b'-' as usize] = true;
+    t
+};
+
+#[inline(always)]
+fn digitish(b: u8) -> bool {
+    DIGITISH[b as usize]
+}
+
+/// Whether the digit run `hay[d..e]` (from its first digit) could be a card number (13+
+/// digits), a US SSN (`ddd-dd-dddd`) or the long digit run of an IBAN (8+ digits, no dashes,
+/// right after letters of the account number). Cheap checks, so that dates, timestamps and
+/// numbers in JSON are skipped without confirming.
+fn worth_confirming(hay: &[u8], d: usize, e: usize, rules: DigitRules) -> bool {
+    let mut run = &hay[d..e];
+    while matches!(run.last(), Some(b' ' | b'-')) {
+        run = &run[..run.len() - 1];
+    }
+    let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
+    if rules.card && digits >= 13 {
+        return true;
+    }
+    if rules.ssn && run.len() == 11 && run[3] == b'-' && run[6] == b'-' {
+        return true;
+    }
+    if rules.iban && digits >= MIN_DIGITS && !run.contains(&b'-') && d > 0 {
+        let before = hay[d - 1];
+        return before.is_ascii_uppercase()
+            || (before == b' '
+                && d > 1
+                && (hay[d - 2].is_ascii_uppercase() || hay[d - 2].is_ascii_digit()));
+    }
+    false
+}
+
+/// For each byte of `w`, the high bit set when it is a digit, a space or a dash (SWAR: eight
+/// bytes at once, no branches).
+#[inline(always)]
+fn digitish_lanes(w: u64) -> u64 {
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !H;
+    // x >= '0' and x <= '9', for bytes below 0x80 (no carries cross lanes).
+    let digit = (low7 + 0x50 * L) & (0xB9 * L - low7) & !w & H;
+    let zero = |y: u64| !(((y & !H) + !H) | y) & H;
+    digit | zero(w ^ (b' ' as u64 * L)) | zero(w ^ (b'-' as u64 * L))
+}
+
+/// The start of the next run of digits, spaces and dashes that begins with a digit and is
+/// [worth confirming](worth_confirming). A run long enough for any digit rule (10 bytes) holds
+/// four digitish bytes at one of the positions `i + 4k` the scan tests eight bytes at a time, so
+/// most of the input is passed over without looking at single bytes. A run that reaches the end
+/// of the data is returned too: it may still grow.
+#[inline(never)]
+fn next_digit_run(hay: &[u8], from: usize, scan_start: usize, rules: DigitRules) -> Option<usize> {
+    const GROUP_LO: u64 = 0x0000_0000_8080_8080;
+    const GROUP_HI: u64 = 0x8080_8080_0000_0000;
     let len = hay.len();
     let mut i = from;
-    while i + MIN_DIGITS <= len {
-        let probe = i + MIN_DIGITS - 1;
-        if !detect::is_digitish(hay[probe]) {
-            i = probe + 1;
-            continue;
+    // 64 bytes at a time while nothing is found (the common case), then 8 at a time.
+    let has_group = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let lanes = digitish_lanes(u64::from_le_bytes(b));
+        (lanes & GROUP_LO == GROUP_LO) | (lanes & GROUP_HI == GROUP_HI)
+    };
+    for block in hay[i..].chunks_exact(64) {
+        let mut any = false;
+        for c in block.chunks_exact(8) {
+            any |= has_group(c);
         }
-        // Back to the start of the run (not before i: earlier probes ruled that out).
-        let mut s = probe;
-        while s > i && detect::is_digitish(hay[s - 1]) {
+        if any {
+            break;
+        }
+        i += 64;
+    }
+    while i + 8 <= len {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&hay[i..i + 8]);
+        let lanes = digitish_lanes(u64::from_le_bytes(word));
+        let k = if lanes & GROUP_LO == GROUP_LO {
+            i
+        } else if lanes & GROUP_HI == GROUP_HI {
+            i + 4
+        } else {
+            i += 8;
+            continue;
+        };
+        let mut s = k;
+        while s > from && digitish(hay[s - 1]) {
             s -= 1;
         }
-        // A run that began before this scan was decided already.
-        let continues = s == from
-            && s > scan_start.saturating_sub(1)
-            && s > 0
-            && detect::is_digitish(hay[s - 1]);
-        let mut e = probe + 1;
-        while e < len && detect::is_digitish(hay[e]) {
+        let mut e = k + 4;
+        while e < len && digitish(hay[e]) {
             e += 1;
         }
-        if !continues {
-            // The run proper starts at its first digit.
-            let mut d = s;
-            while d < e && !hay[d].is_ascii_digit() {
-                d += 1;
-            }
-            let count = hay[d..e].iter().filter(|b| b.is_ascii_digit()).count();
-            if count >= MIN_DIGITS || (e == len && d < e) {
-                return Some(d);
-            }
+        if let Some(d) = qualifying_start(hay, s, e, from, scan_start, rules) {
+            return Some(d);
         }
         i = e + 1;
     }
-    // A run cut off by the end of the data may still grow.
+    // Fewer than eight bytes left: only a run cut off by the end of the data can matter.
     let mut s = len;
-    while s > from && detect::is_digitish(hay[s - 1]) {
+    while s > i.min(len) && digitish(hay[s - 1]) {
         s -= 1;
     }
+    if s == i.min(len) {
+        while s > from && digitish(hay[s - 1]) {
+            s -= 1;
+        }
+    }
+    if s < len {
+        return qualifying_start(hay, s, len, from, scan_start, rules);
+    }
+    None
+}
+
+/// The first digit of the run `hay[s..e]`, if the run is a trigger: it starts with a digit
+/// after trimming separators, did not begin before the scan (decided already), and is long
+/// enough and shaped right (or reaches the end of the data and may grow).
+fn qualifying_start(
+    hay: &[u8],
+    s: usize,
+    e: usize,
+    from: usize,
+    scan_start: usize,
+    rules: DigitRules,
+) -> Option<usize> {
+    let continues = s == from && s >= scan_start && s > 0 && digitish(hay[s - 1]);
+    if continues {
+        return None;
+    }
     let mut d = s;
-    while d < len && !hay[d].is_ascii_digit() {
+    while d < e && !hay[d].is_ascii_digit() {
         d += 1;
     }
-    let continues = s == from && s > 0 && detect::is_digitish(hay[s - 1]);
-    (d < len && !continues).then_some(d)
+    if d >= e {
+        return None;
+    }
+    if e == hay.len() || (e - d >= MIN_DIGITS && worth_confirming(hay, d, e, rules)) {
+        Some(d)
+    } else {
+        None
+    }
 }
 
 /// The end of the digit run starting at `at`.
 fn skip_digitish(hay: &[u8], at: usize) -> usize {
     let mut e = at;
-    while e < hay.len() && detect::is_digitish(hay[e]) {
+    while e < hay.len() && digitish(hay[e]) {
         e += 1;
     }
     e.max(at + 1)

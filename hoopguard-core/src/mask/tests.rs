@@ -671,3 +671,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(out, whole);
     }
 }
+
+#[test]
+fn swar_lanes_agree_with_the_byte_table() {
+    for b in 0..=255u8 {
+        for pos in 0..8 {
+            let mut w = [b'x'; 8];
+            w[pos] = b;
+            let lanes = super::digitish_lanes(u64::from_le_bytes(w));
+            let got = lanes & (0x80u64 << (pos * 8)) != 0;
+            assert_eq!(got, super::digitish(b), "byte {b:#x} at {pos}");
+            assert_eq!(
+                lanes & !(0x80u64 << (pos * 8)),
+                0,
+                "other lanes stay clear for {b:#x}"
+            );
+        }
+    }
+}
