@@ -4,5 +4,6 @@
 
 mod approvals;
 mod binary;
+mod mask;
 mod oidc;
 mod support;

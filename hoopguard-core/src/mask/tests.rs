@@ -297,14 +297,31 @@ fn keyword_rules_mask_only_the_value() {
         assert_eq!(masked(&e, n), n);
     }
     let token = "FwoGZXIvYXdzEJr//////////wEaDExampleSessionTokenValueThatIsLongEnoughToBeRealisticAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
-    assert_eq!(
-        masked(&e, &format!("aws_session_token = {token}")),
-        "aws_session_token = [MASKED:aws-session-token]"
-    );
-    assert_eq!(
-        masked(&e, "aws_session_token = short"),
-        "aws_session_token = short"
-    );
+    let session = [
+        format!("aws_session_token = {token}"),
+        format!("AWS_SESSION_TOKEN={token}"),
+        format!("export AWS_SESSION_TOKEN='{token}'"),
+        format!("aws_security_token: {token}"),
+        format!("\"AWS_SECURITY_TOKEN\": \"{token}\""),
+    ];
+    for input in &session {
+        let out = masked(&e, input);
+        assert!(
+            out.contains("[MASKED:aws-session-token]") && !out.contains(&token[..20]),
+            "{out}"
+        );
+    }
+    let long = format!("aws_session_token = {}", "A".repeat(3000));
+    let glued = format!("my_aws_session_token_x={token}");
+    for n in [
+        "aws_session_token = short",
+        "aws_session_token is set by the SDK",
+        "AWS_SESSION_TOKEN",
+        glued.as_str(),
+        long.as_str(),
+    ] {
+        assert_eq!(masked(&e, n), n);
+    }
 }
 
 #[test]
