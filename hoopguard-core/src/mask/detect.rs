@@ -586,6 +586,16 @@ fn card(s: &[u8]) -> bool {
     if !(13..=19).contains(&n) {
         return false;
     }
+    // With separators, the groups must be those printed on cards: fours (the last one shorter),
+    // or 4-6-5 / 4-6-4. This keeps UUIDs and similar ids out.
+    if sep.is_some() {
+        let groups: Vec<usize> = s.split(|b| !b.is_ascii_digit()).map(<[u8]>::len).collect();
+        let (last, head) = groups.split_last().unwrap_or((&0, &[]));
+        let fours = head.iter().all(|&g| g == 4) && (1..=4).contains(last);
+        if !(fours || groups == [4, 6, 5] || groups == [4, 6, 4]) {
+            return false;
+        }
+    }
     let d = &digits[..n];
     let prefix2 = d[0] * 10 + d[1];
     let prefix4 = prefix2 as u32 * 100 + (d[2] * 10 + d[3]) as u32;
