@@ -119,6 +119,19 @@ fn time(secs: &Value) -> String {
     }
 }
 
+/// The strings of a JSON array, comma-separated.
+fn joined(v: &Value) -> String {
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// A table of approvals.
 pub fn render_list(v: &Value) -> String {
     let list = v["approvals"].as_array().cloned().unwrap_or_default();
@@ -159,14 +172,7 @@ pub fn render_one(a: &Value) -> String {
         format!(
             "{} (groups: {})",
             a["requester"].as_str().unwrap_or("?"),
-            a["requester_groups"]
-                .as_array()
-                .map(|g| g
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            joined(&a["requester_groups"])
         ),
     );
     line(
@@ -188,18 +194,7 @@ pub fn render_one(a: &Value) -> String {
     line(
         &mut out,
         "approvers",
-        format!(
-            "{} (quorum {})",
-            a["approvers"]
-                .as_array()
-                .map(|g| g
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default(),
-            a["quorum"]
-        ),
+        format!("{} (quorum {})", joined(&a["approvers"]), a["quorum"]),
     );
     line(&mut out, "created", time(&a["created_at"]));
     line(&mut out, "expires", time(&a["expires_at"]));

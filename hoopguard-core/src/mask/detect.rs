@@ -370,9 +370,7 @@ fn pem(hay: &[u8], at: usize, eof: bool) -> Confirm {
     end_marker.extend_from_slice(b"-----");
     match memchr::memmem::find(&hay[at + close + 5..limit], &end_marker) {
         Some(k) => Confirm::whole(at, at + close + 5 + k + end_marker.len()),
-        None if limit == at + MAX_VALUE => Confirm::whole(at, limit),
-        None if eof => Confirm::whole(at, hay.len()),
-        None => Confirm::NeedMore { from: at },
+        None => unterminated(at, at, limit, eof),
     }
 }
 
@@ -816,24 +814,7 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
         }
     }
     if j >= limit {
-        if limit == v + MAX_VALUE {
-            return Confirm::Match {
-                start: at - 1,
-                end: limit,
-                mask_start: v,
-                mask_end: limit,
-            };
-        }
-        return if eof {
-            Confirm::Match {
-                start: at - 1,
-                end: hay.len(),
-                mask_start: v,
-                mask_end: hay.len(),
-            }
-        } else {
-            Confirm::NeedMore { from: at - 1 }
-        };
+        return unterminated(at - 1, v, limit, eof);
     }
     if j == v {
         return Confirm::No;
@@ -843,6 +824,22 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
         end: j,
         mask_start: v,
         mask_end: j,
+    }
+}
+
+/// A value opened at `v` (for a match from `start`) whose end was not found before `limit`:
+/// longer than [`MAX_VALUE`] or cut off by the end of the input, it is masked to there, never
+/// passed through; in a stream that may still grow, wait for more.
+fn unterminated(start: usize, v: usize, limit: usize, eof: bool) -> Confirm {
+    if limit == v + MAX_VALUE || eof {
+        Confirm::Match {
+            start,
+            end: limit,
+            mask_start: v,
+            mask_end: limit,
+        }
+    } else {
+        Confirm::NeedMore { from: start }
     }
 }
 
@@ -887,13 +884,6 @@ pub(crate) fn xml_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof: 
                 mask_end: close,
             }
         }
-        None if limit == v + MAX_VALUE => Confirm::Match {
-            start: at - 1,
-            end: limit,
-            mask_start: v,
-            mask_end: limit,
-        },
-        None if eof => Confirm::No,
-        None => Confirm::NeedMore { from: at - 1 },
+        None => unterminated(at - 1, v, limit, eof),
     }
 }

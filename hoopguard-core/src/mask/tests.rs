@@ -439,6 +439,15 @@ fn json_fields_and_xml_elements_are_masked_whatever_the_value() {
     ] {
         assert_eq!(masked(&e, n), n);
     }
+    // A value cut off by the end of the input is masked to the end, never passed through.
+    assert_eq!(
+        masked(&e, "<Password>hunter2"),
+        "<Password>[MASKED:xml-field]"
+    );
+    assert_eq!(
+        masked(&e, r#"{"Password":"hunter2"#),
+        r#"{"Password":"[MASKED:json-field]"#
+    );
     // --format text turns the field rules off; json keeps only JSON.
     let text = Engine::new(&MaskConfig {
         format: Format::Text,
