@@ -5,6 +5,7 @@
 //! * [`mask`]: masking secrets and personal data, whole or streaming, at GB/s.
 //! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
+//! * [`record`]: hash-chained session recordings with crash recovery (the start of issue #6).
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
 //!
 //! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
@@ -22,3 +23,4 @@ pub mod duration;
 pub mod identity;
 pub mod mask;
 pub mod policy;
+pub mod record;
