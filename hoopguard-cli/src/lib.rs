@@ -13,3 +13,4 @@ pub mod approvals_cli;
 pub mod config;
 pub mod explain;
 pub mod serve;
+pub mod sessions_cli;

@@ -91,6 +91,14 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Read session recordings: list, show, verify, export, replay.
+    Sessions {
+        /// The configuration whose data directory holds the recordings (default: quickstart).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Work with the policy.
     Policy {
         #[command(subcommand)]
@@ -102,6 +110,35 @@ enum Command {
         conn: AdminConn,
         #[command(subcommand)]
         command: ApprovalsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// The recorded sessions.
+    List,
+    /// One session's timeline.
+    Show {
+        /// The session id.
+        id: String,
+    },
+    /// Check the hash chain of one session, or all; names the first broken event, exits 1.
+    Verify {
+        /// The session id (default: every session).
+        id: Option<String>,
+    },
+    /// One session as JSON.
+    Export {
+        /// The session id.
+        id: String,
+    },
+    /// Re-play a session step by step with its original timing.
+    Replay {
+        /// The session id.
+        id: String,
+        /// How many times faster than real time.
+        #[arg(long, default_value = "1")]
+        speed: f64,
     },
 }
 
@@ -291,6 +328,38 @@ fn main() -> ExitCode {
             format,
             stats,
         } => mask(config, format, stats),
+        Command::Sessions { config, command } => sessions(config, command),
+    }
+}
+
+fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
+    use hoopguard_cli::sessions_cli;
+
+    let (cfg, _) = match Config::load(config.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+    };
+    let dir = cfg.data_dir.join("recordings");
+    let result = match command {
+        SessionsCommand::List => sessions_cli::list(&dir).map(|t| (t, true)),
+        SessionsCommand::Show { id } => sessions_cli::show(&dir, &id).map(|t| (t, true)),
+        SessionsCommand::Verify { id } => sessions_cli::verify(&dir, id.as_deref()),
+        SessionsCommand::Export { id } => sessions_cli::export(&dir, &id).map(|t| (t, true)),
+        SessionsCommand::Replay { id, speed } => {
+            sessions_cli::replay(&dir, &id, speed, &mut std::io::stdout())
+                .map(|()| (String::new(), true))
+        }
+    };
+    match result {
+        Ok((text, ok)) => {
+            print!("{text}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => fail(1, &e.to_string()),
     }
 }
 

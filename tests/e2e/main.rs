@@ -6,4 +6,5 @@ mod approvals;
 mod binary;
 mod mask;
 mod oidc;
+mod sessions;
 mod support;

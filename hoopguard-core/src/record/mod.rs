@@ -236,18 +236,29 @@ impl Recorder {
 
     /// The sessions recorded, by id.
     pub fn sessions(&self) -> Result<Vec<String>, RecordError> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
-            let path = entry.map_err(io(&self.dir))?.path();
-            if path.extension().is_some_and(|e| e == "jsonl") {
-                if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                    out.push(stem.to_string());
-                }
+        sessions(&self.dir)
+    }
+}
+
+/// The sessions recorded in `dir`, by id, without touching any file (for auditors: nothing is
+/// repaired on the way).
+pub fn sessions(dir: &Path) -> Result<Vec<String>, RecordError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                out.push(stem.to_string());
             }
         }
-        out.sort();
-        Ok(out)
     }
+    out.sort();
+    Ok(out)
 }
 
 fn head_path(dir: &Path, session: &str) -> PathBuf {
