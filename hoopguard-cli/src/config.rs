@@ -40,6 +40,47 @@ pub struct Config {
     /// Masking of responses (and of `hoopguard mask`).
     #[serde(default)]
     pub mask: MaskConfig,
+    /// The AWS data path.
+    #[serde(default)]
+    pub aws: AwsConfig,
+}
+
+/// `[aws]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// The gateway key that seals pseudo-credentials (32+ bytes; share it between replicas).
+    /// Default: a key created in the data directory (`aws-gateway.key`).
+    #[serde(default)]
+    pub gateway_key: Option<String>,
+    /// How long pseudo-credentials last (never past the caller's token). Default `1h`.
+    #[serde(
+        default = "default_creds_ttl",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub credentials_ttl: Duration,
+    /// The AWS connections agents may ask credentials for (`/v1/aws/credentials/<name>`;
+    /// `default` is the bare path). Default `["default"]`.
+    #[serde(default = "default_connections")]
+    pub connections: Vec<String>,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            gateway_key: None,
+            credentials_ttl: default_creds_ttl(),
+            connections: default_connections(),
+        }
+    }
+}
+
+fn default_creds_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_connections() -> Vec<String> {
+    vec!["default".into()]
 }
 
 /// `[policy]`.
@@ -267,6 +308,26 @@ impl Config {
             return Err((
                 format!("policy.rules[{}].{}", e.index, e.key),
                 format!("(rule `{}`) {}", e.name, e.message),
+            ));
+        }
+        if self.aws.gateway_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(("aws.gateway_key".into(), "must be at least 32 bytes".into()));
+        }
+        if self.aws.credentials_ttl < Duration::from_secs(300) {
+            return Err((
+                "aws.credentials_ttl".into(),
+                "must be at least 5m (SDKs refresh a few minutes before expiry)".into(),
+            ));
+        }
+        if let Some(c) = self.aws.connections.iter().find(|c| {
+            c.is_empty()
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }) {
+            return Err((
+                "aws.connections".into(),
+                format!("`{c}` is not a connection name (letters, digits, - and _)"),
             ));
         }
         if let Err(e) = Engine::new(&self.mask) {

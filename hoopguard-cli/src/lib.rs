@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod approvals_cli;
+mod aws;
 pub mod config;
 pub mod explain;
 pub mod serve;

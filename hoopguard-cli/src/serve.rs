@@ -95,6 +95,18 @@ pub async fn run(
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
+    let minter = Arc::new(match &cfg.aws.gateway_key {
+        Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes()),
+        None => {
+            let path = cfg.data_dir.join("aws-gateway.key");
+            hoopguard_core::aws::Minter::load_or_create(&path).map_err(|e| {
+                format!(
+                    "cannot read or create the gateway key {}: {e}",
+                    path.display()
+                )
+            })?
+        }
+    });
 
     // Bind everything first, so a busy port fails the start rather than half of it.
     let mut bound = Vec::new();
@@ -107,9 +119,13 @@ pub async fn run(
         })?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let router = match name {
-            "aws" => not_built_yet("AWS")
-                .layer(AuthLayer::new(verifier.clone()).accept_raw_token(true))
-                .layer(MetricsLayer::new(metrics.clone(), "aws")),
+            "aws" => crate::aws::router(
+                verifier.clone(),
+                minter.clone(),
+                cfg.aws.connections.clone(),
+                cfg.aws.credentials_ttl,
+            )
+            .layer(MetricsLayer::new(metrics.clone(), "aws")),
             "mcp" => not_built_yet("MCP")
                 .layer(AuthLayer::new(verifier.clone()))
                 .layer(MetricsLayer::new(metrics.clone(), "mcp")),

@@ -6,6 +6,7 @@
 //! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
 //! * [`record`]: hash-chained session recordings with crash recovery (the start of issue #6).
+//! * [`aws`]: pseudo-credentials and caller SigV4 verification (the start of issue #4).
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
 //!
 //! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
@@ -19,8 +20,10 @@
 )]
 
 pub mod approvals;
+pub mod aws;
 pub mod duration;
 pub mod identity;
+mod keyfile;
 pub mod mask;
 pub mod policy;
 pub mod record;

@@ -17,7 +17,6 @@
 //! assert_eq!(dev.jwks(), again.jwks());
 //! ```
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,14 +86,12 @@ impl DevIssuer {
             path: path.clone(),
             source,
         };
-        let der = match std::fs::read(&path) {
-            Ok(der) => der,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                create_key(&path).map_err(io)?;
-                std::fs::read(&path).map_err(io)?
-            }
-            Err(e) => return Err(io(e)),
-        };
+        let der = crate::keyfile::load_or_create(&path, || {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map(|k| k.as_ref().to_vec())
+                .map_err(|_| std::io::Error::other("key generation failed"))
+        })
+        .map_err(io)?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
             .map_err(|_| DevIssuerError::BadKey(path.clone()))?;
         let encoding = EncodingKey::from_ec_der(&der);
@@ -190,34 +187,4 @@ fn random_id() -> String {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).unwrap_or_default();
     hex::encode(b)
-}
-
-/// Writes a new key next to `path` and links it into place, so a concurrent creator either wins
-/// or finds the other's complete file.
-fn create_key(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| std::io::Error::other("key generation failed"))?;
-    let tmp = dir.join(format!(".es256.{}.tmp", random_id()));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(pkcs8.as_ref())?;
-        f.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
 }

@@ -1,0 +1,205 @@
+//! The AWS listener: the container-credentials endpoint, and caller authentication of every AWS
+//! API call by its SigV4 signature. Classification, brokering and forwarding are not built yet
+//! (issue #4): a verified call is answered `501` in the protocol's own error format.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hoopguard_core::aws::{Minter, SigError, verify_request};
+use hoopguard_core::identity::{Identity, Verifier};
+use hoopguard_tower::auth::AuthLayer;
+use serde_json::json;
+
+/// Bodies hoopguard reads to hash them (query and JSON APIs) are capped at this size.
+pub(crate) const MAX_BUFFERED_BODY: usize = 10 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AwsState {
+    minter: Arc<Minter>,
+    connections: Arc<Vec<String>>,
+    ttl: Duration,
+}
+
+/// The AWS listener's routes.
+pub(crate) fn router(
+    verifier: Arc<Verifier>,
+    minter: Arc<Minter>,
+    connections: Vec<String>,
+    ttl: Duration,
+) -> Router {
+    let state = AwsState {
+        minter,
+        connections: Arc::new(connections),
+        ttl,
+    };
+    let creds = Router::new()
+        .route("/v1/aws/credentials", get(credentials_default))
+        .route("/v1/aws/credentials/{connection}", get(credentials))
+        .layer(AuthLayer::new(verifier).accept_raw_token(true));
+    Router::new()
+        .merge(creds)
+        .fallback(api_call)
+        .with_state(state)
+}
+
+async fn credentials_default(
+    state: State<AwsState>,
+    who: axum::Extension<Arc<Identity>>,
+) -> Response {
+    mint(&state, &who, "default")
+}
+
+async fn credentials(
+    state: State<AwsState>,
+    who: axum::Extension<Arc<Identity>>,
+    Path(conn): Path<String>,
+) -> Response {
+    mint(&state, &who, &conn)
+}
+
+fn mint(state: &AwsState, who: &Identity, connection: &str) -> Response {
+    if !state.connections.iter().any(|c| c == connection) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "unknown_connection", "message": format!("no AWS connection `{connection}`; configured: {}", state.connections.join(", "))})),
+        )
+            .into_response();
+    }
+    match state.minter.mint(who, connection, state.ttl) {
+        Ok(c) => {
+            tracing::info!(subject = %who.subject, connection, access_key_id = %c.access_key_id, "issued pseudo-credentials");
+            let mut resp = axum::Json(c).into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_token", "message": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// How the caller's protocol wants its errors.
+enum ErrorFormat {
+    Json,
+    S3Xml,
+    QueryXml,
+}
+
+fn error_format(headers: &HeaderMap) -> ErrorFormat {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if headers.contains_key("x-amz-target") || ctype.contains("json") {
+        return ErrorFormat::Json;
+    }
+    let service = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3));
+    if service == Some("s3") {
+        ErrorFormat::S3Xml
+    } else {
+        ErrorFormat::QueryXml
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An error the SDK shows as `An error occurred (Code) when calling …: message`.
+fn aws_error(format: &ErrorFormat, status: StatusCode, code: &str, message: &str) -> Response {
+    let (ctype, body) = match format {
+        ErrorFormat::Json => (
+            "application/x-amz-json-1.1",
+            json!({"__type": code, "message": message}).to_string(),
+        ),
+        ErrorFormat::S3Xml => (
+            "application/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><RequestId>hoopguard</RequestId></Error>",
+                xml_escape(message)
+            ),
+        ),
+        ErrorFormat::QueryXml => (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>hoopguard</RequestId></ErrorResponse>",
+                xml_escape(message)
+            ),
+        ),
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(code) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let format = error_format(&parts.headers);
+    // The payload hash: declared by the caller (S3), or computed from the buffered body.
+    let body: Bytes = match axum::body::to_bytes(Body::new(body), MAX_BUFFERED_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return aws_error(
+                &format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "the request body is larger than hoopguard buffers (10 MiB)",
+            );
+        }
+    };
+    let body_hash = hoopguard_core::aws::sha256_hex(&body);
+    let headers: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    let sig_req = hoopguard_core::aws::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body_sha256: Some(&body_hash),
+    };
+    match verify_request(&state.minter, &sig_req, SystemTime::now()) {
+        Ok(v) => {
+            tracing::info!(subject = %v.session.subject, service = %v.service, region = %v.region, "verified an AWS call");
+            aws_error(
+                &format,
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                &format!(
+                    "authenticated as `{}` ({} in {}), but classifying and forwarding AWS calls is not built into this version of hoopguard yet; nothing was sent to AWS",
+                    v.session.subject, v.service, v.region
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::info!(reason = e.aws_code(), "refused an AWS call");
+            let status = match e {
+                SigError::Unsupported(_) | SigError::Malformed(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            aws_error(&format, status, e.aws_code(), &e.to_string())
+        }
+    }
+}

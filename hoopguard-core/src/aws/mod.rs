@@ -1,0 +1,228 @@
+//! The AWS side: pseudo-credentials that only hoopguard accepts, and verification of the
+//! caller's SigV4 signature made with them.
+//!
+//! [`Minter`] turns a verified [`Identity`] into container-credentials JSON
+//! (`AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration`). Nothing is stored: the `Token` is
+//! a MAC-sealed blob naming the session, subject, groups, connection and expiry, and the key id
+//! and secret are derived from the session id with the gateway key, so any replica holding the
+//! same key can check a request. [`verify_request`] recomputes the caller's SigV4 signature with
+//! the derived secret and compares in constant time.
+//!
+//! Not built yet (issue #4): classification, brokering, re-signing, forwarding, presigned URLs
+//! and `aws-chunked` bodies.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use hoopguard_core::aws::Minter;
+//! # use hoopguard_core::identity::Identity;
+//! # let alice = Identity { subject: "alice".into(), groups: vec!["dev".into()], issuer: "i".into(),
+//! #     expires_at: SystemTime::now() + Duration::from_secs(3600), claims: Default::default() };
+//!
+//! let minter = Minter::new(&[7u8; 32]);
+//! let creds = minter.mint(&alice, "default", Duration::from_secs(900)).unwrap();
+//! let session = minter.open(&creds.token).unwrap();
+//! assert_eq!(session.subject, "alice");
+//! assert_eq!(minter.access_key_id(&session), creds.access_key_id);
+//! ```
+
+mod sigv4;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::Identity;
+
+pub use sigv4::{MAX_SKEW, Request, SigError, Verified, verify_request};
+
+/// Hex SHA-256 of a payload, as SigV4 wants it.
+pub fn sha256_hex(payload: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        payload,
+    ))
+}
+
+/// The prefix of every pseudo access key id (never a real AWS prefix, so nobody mistakes one).
+pub const KEY_PREFIX: &str = "HGPK";
+
+/// Credentials in the container-credentials JSON shape.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PseudoCredentials {
+    /// `HGPK…`: good only at hoopguard.
+    pub access_key_id: String,
+    /// Derived from the session with the gateway key.
+    pub secret_access_key: String,
+    /// The sealed session.
+    pub token: String,
+    /// RFC 3339, no later than the caller's OIDC token.
+    pub expiration: String,
+}
+
+impl std::fmt::Debug for PseudoCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PseudoCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pseudo-credential session holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session id (random).
+    pub sid: String,
+    /// The caller's subject.
+    pub subject: String,
+    /// The caller's groups.
+    pub groups: Vec<String>,
+    /// The AWS connection the credentials were issued for.
+    pub connection: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+}
+
+/// Why pseudo-credentials could not be minted or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredError {
+    /// The token is not one hoopguard sealed (or was altered).
+    #[error("the security token was not issued by this gateway")]
+    Forged,
+    /// The session has expired.
+    #[error("the credentials have expired; fetch new ones from the credentials endpoint")]
+    Expired,
+    /// The caller's OIDC token expires too soon to issue anything.
+    #[error("the identity token expires in under a minute; get a fresh one")]
+    TooShort,
+}
+
+/// Mints and opens pseudo-credentials with the gateway key.
+pub struct Minter {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minter").finish_non_exhaustive()
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+impl Minter {
+    /// A minter with this gateway key (at least 32 random bytes; keep it secret, share it
+    /// between replicas).
+    pub fn new(key: &[u8]) -> Self {
+        Minter {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// A minter whose key lives at `path` (32 random bytes, created on first use, mode 0600).
+    pub fn load_or_create(path: &std::path::Path) -> std::io::Result<Self> {
+        let key = crate::keyfile::load_or_create(path, || {
+            let mut k = vec![0u8; 32];
+            aws_lc_rs::rand::fill(&mut k).map_err(|_| std::io::Error::other("no randomness"))?;
+            Ok(k)
+        })?;
+        if key.len() < 32 {
+            return Err(std::io::Error::other(format!(
+                "{} holds fewer than 32 bytes",
+                path.display()
+            )));
+        }
+        Ok(Minter::new(&key))
+    }
+
+    fn derive(&self, label: &str, sid: &str) -> Vec<u8> {
+        hmac::sign(&self.key, format!("{label}\n{sid}").as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+
+    /// Credentials for `who` on `connection`, valid for `ttl` but never past the identity's
+    /// own expiry.
+    pub fn mint(
+        &self,
+        who: &Identity,
+        connection: &str,
+        ttl: Duration,
+    ) -> Result<PseudoCredentials, CredError> {
+        let now = unix(SystemTime::now());
+        let exp = (now + ttl.as_secs()).min(unix(who.expires_at));
+        if exp < now + 60 {
+            return Err(CredError::TooShort);
+        }
+        let mut rnd = [0u8; 15];
+        aws_lc_rs::rand::fill(&mut rnd).map_err(|_| CredError::TooShort)?;
+        let session = Session {
+            sid: B64.encode(rnd),
+            subject: who.subject.clone(),
+            groups: who.groups.clone(),
+            connection: connection.to_string(),
+            exp,
+        };
+        let payload = B64.encode(serde_json::to_vec(&session).unwrap_or_default());
+        let mac = B64.encode(hmac::sign(
+            &self.key,
+            format!("token\n{payload}").as_bytes(),
+        ));
+        Ok(PseudoCredentials {
+            access_key_id: self.access_key_id(&session),
+            secret_access_key: self.secret(&session),
+            token: format!("hg1.{payload}.{mac}"),
+            expiration: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(exp))
+                .to_string(),
+        })
+    }
+
+    /// The session sealed in `token`, if this gateway sealed it and it has not expired.
+    pub fn open(&self, token: &str) -> Result<Session, CredError> {
+        let rest = token.strip_prefix("hg1.").ok_or(CredError::Forged)?;
+        let (payload, mac) = rest.split_once('.').ok_or(CredError::Forged)?;
+        let mac = B64.decode(mac).map_err(|_| CredError::Forged)?;
+        hmac::verify(&self.key, format!("token\n{payload}").as_bytes(), &mac)
+            .map_err(|_| CredError::Forged)?;
+        let session: Session = B64
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(CredError::Forged)?;
+        if unix(SystemTime::now()) >= session.exp {
+            return Err(CredError::Expired);
+        }
+        Ok(session)
+    }
+
+    /// The access key id of `session`: `HGPK` and 16 base32 characters.
+    pub fn access_key_id(&self, session: &Session) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let d = self.derive("akid", &session.sid);
+        let tail: String = d[..16]
+            .iter()
+            .map(|b| A[(*b & 31) as usize] as char)
+            .collect();
+        format!("{KEY_PREFIX}{tail}")
+    }
+
+    /// The secret access key of `session` (40 characters, like AWS's).
+    pub fn secret(&self, session: &Session) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.derive("secret", &session.sid))[..40]
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,457 @@
+//! Verifying a caller's SigV4 signature made with hoopguard's pseudo-credentials.
+//!
+//! The canonical request is rebuilt from what the caller sent and signed — the raw path, the
+//! query, the headers it names in `SignedHeaders`, the payload hash it declared — exactly as the
+//! SigV4 specification lays out (S3: the path as sent; other services: the path normalised and
+//! encoded once more), and the signature is compared in constant time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::{digest, hmac};
+
+use super::{CredError, Minter, Session};
+
+/// How far a request's `X-Amz-Date` may be from the gateway's clock.
+pub const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// The parts of an HTTP request that SigV4 covers.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, …
+    pub method: &'a str,
+    /// The path as sent, still percent-encoded.
+    pub path: &'a str,
+    /// The query as sent, without `?`.
+    pub query: &'a str,
+    /// Headers with lower-case names, in the order received.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Hex SHA-256 of the body, for requests without `x-amz-content-sha256`.
+    pub body_sha256: Option<&'a str>,
+}
+
+impl Request<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A request whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The pseudo-credential session.
+    pub session: Session,
+    /// The region of the credential scope.
+    pub region: String,
+    /// The service of the credential scope.
+    pub service: String,
+}
+
+/// Why a request's signature was refused. [`SigError::aws_code`] gives the error code AWS itself
+/// would answer with, so SDKs and the CLI show it as usual.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigError {
+    /// No signature at all.
+    #[error("the request is not signed; configure the SDK with hoopguard's credentials endpoint")]
+    Missing,
+    /// A signature kind hoopguard does not accept (SigV2, presigned URLs).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The `Authorization` header or a signed value is malformed.
+    #[error("the signature is malformed: {0}")]
+    Malformed(String),
+    /// The access key or token is not one this gateway issued.
+    #[error(
+        "the access key or security token was not issued by this hoopguard; fetch credentials from its credentials endpoint"
+    )]
+    UnknownKey,
+    /// The pseudo-credentials have expired.
+    #[error(
+        "the credentials have expired; the SDK should fetch new ones (is the identity token still valid?)"
+    )]
+    Expired,
+    /// `X-Amz-Date` is too far from now.
+    #[error("the request time is more than 5 minutes from the gateway's clock")]
+    Skew,
+    /// The signature does not match.
+    #[error("the request signature does not match the one computed with the credentials' secret")]
+    Mismatch,
+}
+
+impl SigError {
+    /// The AWS error code for this refusal.
+    pub fn aws_code(&self) -> &'static str {
+        match self {
+            SigError::Missing => "MissingAuthenticationToken",
+            SigError::Unsupported(_) => "InvalidRequest",
+            SigError::Malformed(_) => "IncompleteSignature",
+            SigError::UnknownKey => "InvalidClientTokenId",
+            SigError::Expired => "ExpiredToken",
+            SigError::Skew => "RequestTimeTooSkewed",
+            SigError::Mismatch => "SignatureDoesNotMatch",
+        }
+    }
+}
+
+struct Auth<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: Vec<&'a str>,
+    signature: &'a str,
+}
+
+fn parse_auth(value: &str) -> Result<Auth<'_>, SigError> {
+    let malformed = |m: &str| SigError::Malformed(m.to_string());
+    let rest = value.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
+        if value.starts_with("AWS ") {
+            SigError::Unsupported("SigV2 signatures are not accepted; use SigV4".into())
+        } else {
+            malformed("expected AWS4-HMAC-SHA256")
+        }
+    })?;
+    let (mut cred, mut signed, mut sig) = (None, None, None);
+    for part in rest.split(',') {
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| malformed("a part has no `=`"))?;
+        match k {
+            "Credential" => cred = Some(v),
+            "SignedHeaders" => signed = Some(v),
+            "Signature" => sig = Some(v),
+            _ => return Err(malformed("unknown part")),
+        }
+    }
+    let cred = cred.ok_or_else(|| malformed("no Credential"))?;
+    let scope: Vec<&str> = cred.split('/').collect();
+    if scope.len() != 5 || scope[4] != "aws4_request" {
+        return Err(malformed(
+            "the credential scope is not KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
+    }
+    let signed_headers: Vec<&str> = signed
+        .ok_or_else(|| malformed("no SignedHeaders"))?
+        .split(';')
+        .collect();
+    if !signed_headers.contains(&"host") {
+        return Err(malformed("the host header must be signed"));
+    }
+    let signature = sig.ok_or_else(|| malformed("no Signature"))?;
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed("the signature is not 64 hex digits"));
+    }
+    Ok(Auth {
+        access_key_id: scope[0],
+        date: scope[1],
+        region: scope[2],
+        service: scope[3],
+        signed_headers,
+        signature,
+    })
+}
+
+/// `YYYYMMDDTHHMMSSZ` → time.
+fn parse_amz_date(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + mi * 60 + se))
+}
+
+/// Percent-encodes everything but the SigV4 unreserved characters (and `/` when asked).
+fn encode(s: &[u8], keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The canonical URI: S3 signs the path as sent; every other service signs it normalised and
+/// encoded once more.
+fn canonical_uri(path: &str, service: &str) -> String {
+    let path = if path.is_empty() { "/" } else { path };
+    if service == "s3" {
+        return path.to_string();
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut normalized = format!("/{}", segments.join("/"));
+    if path.ends_with('/') && normalized != "/" {
+        normalized.push('/');
+    }
+    encode(normalized.as_bytes(), true)
+}
+
+fn canonical_query(query: &str) -> String {
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (encode(&decode(k), false), encode(&decode(v), false))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn canonical_header_value(values: &[&[u8]]) -> String {
+    values
+        .iter()
+        .map(|v| {
+            let s = String::from_utf8_lossy(v);
+            s.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, data))
+}
+
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+    let mut k = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
+        date.as_bytes(),
+    );
+    for part in [region, service, "aws4_request"] {
+        k = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
+            part.as_bytes(),
+        );
+    }
+    hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
+}
+
+/// Verifies `req`'s SigV4 signature against the pseudo-credentials it names.
+pub fn verify_request(
+    minter: &Minter,
+    req: &Request<'_>,
+    now: SystemTime,
+) -> Result<Verified, SigError> {
+    let Some(auth) = req.header("authorization") else {
+        let q = req.query;
+        if q.contains("X-Amz-Signature=") {
+            return Err(SigError::Unsupported(
+                "presigned URLs are not accepted by this version of hoopguard".into(),
+            ));
+        }
+        if q.contains("Signature=") && q.contains("AWSAccessKeyId=") {
+            return Err(SigError::Unsupported(
+                "SigV2 signatures are not accepted; use SigV4".into(),
+            ));
+        }
+        return Err(SigError::Missing);
+    };
+    let auth = parse_auth(auth)?;
+    let amz_date = req
+        .header("x-amz-date")
+        .ok_or_else(|| SigError::Malformed("no X-Amz-Date header".into()))?;
+    let when = parse_amz_date(amz_date)
+        .ok_or_else(|| SigError::Malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ".into()))?;
+    if !amz_date.starts_with(auth.date) || auth.date.len() != 8 {
+        return Err(SigError::Malformed(
+            "the credential scope date is not X-Amz-Date's".into(),
+        ));
+    }
+    let skew = match now.duration_since(when) {
+        Ok(d) => d,
+        Err(e) => e.duration(),
+    };
+    if skew > MAX_SKEW {
+        return Err(SigError::Skew);
+    }
+    let token = req
+        .header("x-amz-security-token")
+        .ok_or(SigError::UnknownKey)?;
+    let session = minter.open(token).map_err(|e| match e {
+        CredError::Expired => SigError::Expired,
+        _ => SigError::UnknownKey,
+    })?;
+    let expected_key = minter.access_key_id(&session);
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        expected_key.as_bytes(),
+        auth.access_key_id.as_bytes(),
+    )
+    .is_err()
+    {
+        return Err(SigError::UnknownKey);
+    }
+    let payload_hash = match req.header("x-amz-content-sha256") {
+        Some(h) => h.to_string(),
+        None => req
+            .body_sha256
+            .ok_or_else(|| SigError::Malformed("the payload hash is unknown".into()))?
+            .to_string(),
+    };
+    let mut canonical_headers = String::new();
+    for name in &auth.signed_headers {
+        let values: Vec<&[u8]> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect();
+        if values.is_empty() {
+            return Err(SigError::Malformed(format!(
+                "the signed header `{name}` is missing"
+            )));
+        }
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&canonical_header_value(&values));
+        canonical_headers.push('\n');
+    }
+    let canonical = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        req.method,
+        canonical_uri(req.path, auth.service),
+        canonical_query(req.query),
+        canonical_headers,
+        auth.signed_headers.join(";"),
+        payload_hash
+    );
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex_sha256(canonical.as_bytes())
+    );
+    let key = signing_key(
+        &minter.secret(&session),
+        auth.date,
+        auth.region,
+        auth.service,
+    );
+    let expected = hex::encode(hmac::sign(&key, to_sign.as_bytes()));
+    let given = auth.signature.to_ascii_lowercase();
+    if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes())
+        .is_err()
+    {
+        return Err(SigError::Mismatch);
+    }
+    Ok(Verified {
+        session,
+        region: auth.region.to_string(),
+        service: auth.service.to_string(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Signing as a client would, for the unit tests: the same canonical form, used to sign.
+    use super::*;
+
+    pub(crate) fn sign(
+        secret: &str,
+        akid: &str,
+        req: &Request<'_>,
+        date: &str,
+        region: &str,
+        service: &str,
+        signed: &[&str],
+    ) -> String {
+        let amz_date = req.header("x-amz-date").unwrap_or_default();
+        let payload = req
+            .header("x-amz-content-sha256")
+            .map(String::from)
+            .or(req.body_sha256.map(String::from))
+            .unwrap_or_default();
+        let mut ch = String::new();
+        for name in signed {
+            let values: Vec<&[u8]> = req
+                .headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| *v)
+                .collect();
+            ch.push_str(&format!("{name}:{}\n", canonical_header_value(&values)));
+        }
+        let canonical = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            req.method,
+            canonical_uri(req.path, service),
+            canonical_query(req.query),
+            ch,
+            signed.join(";"),
+            payload
+        );
+        let scope = format!("{date}/{region}/{service}/aws4_request");
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex_sha256(canonical.as_bytes())
+        );
+        let sig = hex::encode(hmac::sign(
+            &signing_key(secret, date, region, service),
+            to_sign.as_bytes(),
+        ));
+        format!(
+            "AWS4-HMAC-SHA256 Credential={akid}/{scope}, SignedHeaders={}, Signature={sig}",
+            signed.join(";")
+        )
+    }
+}

@@ -1,0 +1,233 @@
+use std::time::{Duration, SystemTime};
+
+use super::sigv4::testing::sign;
+use super::*;
+
+fn alice(ttl: u64) -> Identity {
+    Identity {
+        subject: "alice".into(),
+        groups: vec!["dev".into()],
+        issuer: "https://idp".into(),
+        expires_at: SystemTime::now() + Duration::from_secs(ttl),
+        claims: Default::default(),
+    }
+}
+
+fn amz_now() -> (String, String) {
+    let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    // 2026-11-26T10:00:00Z → 20261126T100000Z
+    let compact: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
+    (
+        format!("{}T{}Z", &compact[..8], &compact[8..14]),
+        compact[..8].to_string(),
+    )
+}
+
+/// The AWS SigV4 test suite's `get-vanilla` case (public test vector): an independent check of
+/// the canonical form and the key derivation.
+#[test]
+fn the_aws_get_vanilla_vector() {
+    let headers: Vec<(&str, &[u8])> = vec![
+        ("host", b"example.amazonaws.com"),
+        ("x-amz-date", b"20150830T123600Z"),
+    ];
+    let empty = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b""));
+    let req = Request {
+        method: "GET",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body_sha256: Some(&empty),
+    };
+    let auth = sign(
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "AKIDEXAMPLE",
+        &req,
+        "20150830",
+        "us-east-1",
+        "service",
+        &["host", "x-amz-date"],
+    );
+    assert_eq!(
+        auth,
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    );
+}
+
+struct Signed {
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Signed {
+    fn new(minter: &Minter, creds: &PseudoCredentials, secret: &str, query: &str) -> Signed {
+        let (amz, date) = amz_now();
+        let mut headers: Vec<(String, Vec<u8>)> = vec![
+            ("host".into(), b"127.0.0.1:8787".to_vec()),
+            ("x-amz-date".into(), amz.into_bytes()),
+            (
+                "x-amz-security-token".into(),
+                creds.token.clone().into_bytes(),
+            ),
+            ("x-amz-content-sha256".into(), b"UNSIGNED-PAYLOAD".to_vec()),
+        ];
+        let _ = minter;
+        let view: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let req = Request {
+            method: "GET",
+            path: "/bucket/key%20name",
+            query,
+            headers: &view,
+            body_sha256: None,
+        };
+        let auth = sign(
+            secret,
+            &creds.access_key_id,
+            &req,
+            &date,
+            "us-east-1",
+            "s3",
+            &[
+                "host",
+                "x-amz-content-sha256",
+                "x-amz-date",
+                "x-amz-security-token",
+            ],
+        );
+        headers.push(("authorization".into(), auth.into_bytes()));
+        Signed { headers }
+    }
+
+    fn verify(&self, minter: &Minter, query: &str) -> Result<Verified, SigError> {
+        let view: Vec<(&str, &[u8])> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let req = Request {
+            method: "GET",
+            path: "/bucket/key%20name",
+            query,
+            headers: &view,
+            body_sha256: None,
+        };
+        verify_request(minter, &req, SystemTime::now())
+    }
+
+    fn set(&mut self, name: &str, value: &[u8]) {
+        for (n, v) in &mut self.headers {
+            if n == name {
+                *v = value.to_vec();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_request_signed_with_the_pseudo_secret_verifies() {
+    let m = Minter::new(&[1u8; 32]);
+    let creds = m
+        .mint(&alice(3600), "default", Duration::from_secs(900))
+        .unwrap();
+    assert!(creds.access_key_id.starts_with(KEY_PREFIX));
+    assert_eq!(creds.secret_access_key.len(), 40);
+    let s = Signed::new(
+        &m,
+        &creds,
+        &creds.secret_access_key,
+        "list-type=2&prefix=a%2Fb",
+    );
+    let v = s.verify(&m, "list-type=2&prefix=a%2Fb").unwrap();
+    assert_eq!(
+        (
+            v.session.subject.as_str(),
+            v.region.as_str(),
+            v.service.as_str()
+        ),
+        ("alice", "us-east-1", "s3")
+    );
+    // Debug output never shows the secret or the token.
+    let dbg = format!("{creds:?}");
+    assert!(!dbg.contains(&creds.secret_access_key) && !dbg.contains(&creds.token));
+}
+
+#[test]
+fn refusals() {
+    let m = Minter::new(&[1u8; 32]);
+    let creds = m
+        .mint(&alice(3600), "default", Duration::from_secs(900))
+        .unwrap();
+    // Wrong secret.
+    let s = Signed::new(&m, &creds, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "");
+    assert_eq!(s.verify(&m, "").unwrap_err(), SigError::Mismatch);
+    // A changed query after signing.
+    let s = Signed::new(&m, &creds, &creds.secret_access_key, "prefix=a");
+    assert_eq!(s.verify(&m, "prefix=b").unwrap_err(), SigError::Mismatch);
+    // A forged token, and a token from another gateway's key.
+    let mut s = Signed::new(&m, &creds, &creds.secret_access_key, "");
+    s.set("x-amz-security-token", b"hg1.eyJ.AAAA");
+    assert_eq!(s.verify(&m, "").unwrap_err(), SigError::UnknownKey);
+    let other = Minter::new(&[2u8; 32]);
+    let s = Signed::new(&m, &creds, &creds.secret_access_key, "");
+    assert_eq!(s.verify(&other, "").unwrap_err(), SigError::UnknownKey);
+    // Skew.
+    let mut s = Signed::new(&m, &creds, &creds.secret_access_key, "");
+    s.set("x-amz-date", b"20200101T000000Z");
+    assert!(matches!(
+        s.verify(&m, "").unwrap_err(),
+        SigError::Skew | SigError::Malformed(_)
+    ));
+    // SigV2, presigned, unsigned.
+    let mut s = Signed::new(&m, &creds, &creds.secret_access_key, "");
+    s.set("authorization", b"AWS AKIDEXAMPLE:signature");
+    assert!(matches!(
+        s.verify(&m, "").unwrap_err(),
+        SigError::Unsupported(_)
+    ));
+    let view: Vec<(&str, &[u8])> = vec![("host", b"h")];
+    let req = Request {
+        method: "GET",
+        path: "/",
+        query: "X-Amz-Signature=abc",
+        headers: &view,
+        body_sha256: None,
+    };
+    assert!(matches!(
+        verify_request(&m, &req, SystemTime::now()).unwrap_err(),
+        SigError::Unsupported(_)
+    ));
+    let req = Request {
+        method: "GET",
+        path: "/",
+        query: "",
+        headers: &view,
+        body_sha256: None,
+    };
+    assert_eq!(
+        verify_request(&m, &req, SystemTime::now()).unwrap_err(),
+        SigError::Missing
+    );
+}
+
+#[test]
+fn credentials_never_outlive_the_identity() {
+    let m = Minter::new(&[1u8; 32]);
+    let c = m
+        .mint(&alice(600), "default", Duration::from_secs(3600))
+        .unwrap();
+    let s = m.open(&c.token).unwrap();
+    let left = s.exp.saturating_sub(
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    assert!(left <= 600, "{left}");
+    assert_eq!(
+        m.mint(&alice(30), "default", Duration::from_secs(3600))
+            .unwrap_err(),
+        CredError::TooShort
+    );
+}
