@@ -198,6 +198,18 @@ fn dev_token_is_accepted_by_serve_and_refused_where_not_enabled() {
         .header("authorization", &token)
         .send()
         .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert!(
+        body["AccessKeyId"].as_str().unwrap().starts_with("HGPK"),
+        "{body}"
+    );
+    // And on the MCP listener, as a bearer token.
+    let resp = blocking_client()
+        .post(gw.url(gw.mcp, "/mcp"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 501);
     let body: serde_json::Value = resp.json().unwrap();
     assert!(

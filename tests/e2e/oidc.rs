@@ -39,13 +39,13 @@ fn tokens_from_a_real_provider_verify_through_discovery() {
         "{body}"
     );
 
-    // The AWS listener takes the raw token, as SDKs send the token file's content.
+    // The AWS credentials endpoint takes the raw token, as SDKs send the token file's content.
     let resp = blocking_client()
         .get(gw.url(gw.aws, "/v1/aws/credentials"))
         .header("authorization", &token)
         .send()
         .unwrap();
-    assert_eq!(resp.status(), 501);
+    assert_eq!(resp.status(), 200);
 
     // A token for another audience is refused with the reason.
     let other = provider.token("alice", &["dev"], "some-other-client");
