@@ -1,6 +1,7 @@
 //! The AWS listener: the container-credentials endpoint, and caller authentication of every AWS
-//! API call by its SigV4 signature. Classification, brokering and forwarding are not built yet
-//! (issue #4): a verified call is answered `501` in the protocol's own error format.
+//! API call by its SigV4 signature, classified and decided by the policy (with approvals).
+//! Brokering and forwarding are not built yet (issue #4): an allowed call is answered `501` in
+//! the protocol's own error format.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,9 +12,11 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hoopguard_core::aws::classify::{Parts, classify};
 use hoopguard_core::aws::{Minter, SigError, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
 use hoopguard_tower::auth::AuthLayer;
+use hoopguard_tower::policy::{Guard, Verdict};
 use serde_json::json;
 
 /// Bodies hoopguard reads to hash them (query and JSON APIs) are capped at this size.
@@ -22,6 +25,7 @@ pub(crate) const MAX_BUFFERED_BODY: usize = 10 * 1024 * 1024;
 #[derive(Clone)]
 struct AwsState {
     minter: Arc<Minter>,
+    guard: Guard,
     connections: Arc<Vec<String>>,
     ttl: Duration,
 }
@@ -30,11 +34,13 @@ struct AwsState {
 pub(crate) fn router(
     verifier: Arc<Verifier>,
     minter: Arc<Minter>,
+    guard: Guard,
     connections: Vec<String>,
     ttl: Duration,
 ) -> Router {
     let state = AwsState {
         minter,
+        guard,
         connections: Arc::new(connections),
         ttl,
     };
@@ -180,26 +186,82 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         headers: &headers,
         body_sha256: Some(&body_hash),
     };
-    match verify_request(&state.minter, &sig_req, SystemTime::now()) {
-        Ok(v) => {
-            tracing::info!(subject = %v.session.subject, service = %v.service, region = %v.region, "verified an AWS call");
-            aws_error(
-                &format,
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                &format!(
-                    "authenticated as `{}` ({} in {}), but classifying and forwarding AWS calls is not built into this version of hoopguard yet; nothing was sent to AWS",
-                    v.session.subject, v.service, v.region
-                ),
-            )
-        }
+    let verified = match verify_request(&state.minter, &sig_req, SystemTime::now()) {
+        Ok(v) => v,
         Err(e) => {
             tracing::info!(reason = e.aws_code(), "refused an AWS call");
             let status = match e {
                 SigError::Unsupported(_) | SigError::Malformed(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::FORBIDDEN,
             };
-            aws_error(&format, status, e.aws_code(), &e.to_string())
+            return aws_error(&format, status, e.aws_code(), &e.to_string());
         }
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let classified = match classify(&Parts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        target: header("x-amz-target"),
+        copy_source: header("x-amz-copy-source"),
+        body: &body,
+        service: &verified.service,
+        region: &verified.region,
+    }) {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
+            return aws_error(
+                &format,
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                &format!("hoopguard could not classify this call, so it is refused: {why}"),
+            );
+        }
+    };
+    let who = Identity {
+        subject: verified.session.subject.clone(),
+        groups: verified.session.groups.clone(),
+        issuer: "hoopguard:aws-session".into(),
+        expires_at: std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
+        claims: Default::default(),
+    };
+    // The body decides what query and JSON calls do: a once-approval covers only this body.
+    match state
+        .guard
+        .authorize(&who, &classified.call, Some(&body_hash))
+        .await
+    {
+        Verdict::Allow { rule, .. } => aws_error(
+            &format,
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            &format!(
+                "authenticated as `{}` ({} in {}); {} allowed by rule `{}`, but forwarding AWS calls is not built into this version of hoopguard yet; nothing was sent to AWS",
+                who.subject,
+                verified.service,
+                verified.region,
+                classified.call.summary(),
+                rule.unwrap_or_default()
+            ),
+        ),
+        Verdict::Deny { reason, .. } => {
+            aws_error(&format, StatusCode::FORBIDDEN, "AccessDenied", &reason)
+        }
+        Verdict::Pending { approval, reason } => aws_error(
+            &format,
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!(
+                "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
+                id = approval.id
+            ),
+        ),
+        Verdict::Unavailable { reason } => aws_error(
+            &format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            &format!("refused because the approval store failed ({reason}); try again later"),
+        ),
     }
 }

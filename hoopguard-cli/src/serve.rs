@@ -122,6 +122,7 @@ pub async fn run(
             "aws" => crate::aws::router(
                 verifier.clone(),
                 minter.clone(),
+                guard.clone(),
                 cfg.aws.connections.clone(),
                 cfg.aws.credentials_ttl,
             )

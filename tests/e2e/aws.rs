@@ -1,6 +1,32 @@
 //! The AWS CLI (awscli v1, PyPI) configured only by the container-credentials variables and the
 //! endpoint: it fetches pseudo-credentials from hoopguard, signs with them, and hoopguard verifies
-//! every signature. Forwarding is not built yet, so a verified call ends in `NotImplemented`.
+//! every signature, classifies the call and decides it (with approvals). Forwarding is not built
+//! yet, so an allowed call ends in `NotImplemented`.
+
+const POLICY: &str = r#"
+[identity.dev_issuer]
+enabled = true
+
+[[policy.rules]]
+name = "read-only"
+effect = "allow"
+groups = ["dev"]
+actions = ["sts:GetCallerIdentity", "ec2:Describe*", "dynamodb:List*"]
+
+[[policy.rules]]
+name = "team-bucket"
+effect = "allow"
+groups = ["dev"]
+actions = ["s3:ListBucket", "s3:GetObject"]
+resources = ["arn:aws:s3:::team-bucket", "arn:aws:s3:::team-bucket/*"]
+
+[[policy.rules]]
+name = "terminate-needs-a-manager"
+effect = "approve"
+groups = ["dev"]
+actions = ["ec2:TerminateInstances"]
+approvers = ["managers"]
+"#;
 
 use std::path::Path;
 use std::process::Command;
@@ -38,9 +64,9 @@ fn aws(gw: &Gateway, token_file: &Path, args: &[&str], extra: &[(&str, &str)]) -
 }
 
 #[test]
-fn the_aws_cli_authenticates_with_pseudo_credentials_only() {
+fn the_aws_cli_is_authenticated_classified_and_decided_with_approvals() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(dir.path(), "[identity.dev_issuer]\nenabled = true\n", &[]);
+    let gw = Gateway::start(dir.path(), POLICY, &[]);
     let token = dir.path().join("alice.token");
     let (st, _, err) = run_hoopguard(
         &[

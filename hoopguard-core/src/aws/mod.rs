@@ -8,8 +8,8 @@
 //! same key can check a request. [`verify_request`] recomputes the caller's SigV4 signature with
 //! the derived secret and compares in constant time.
 //!
-//! Not built yet (issue #4): classification, brokering, re-signing, forwarding, presigned URLs
-//! and `aws-chunked` bodies.
+//! [`classify`] says what a call does, for the policy. Not built yet (issue #4): the route table
+//! for REST services, brokering, re-signing, forwarding, presigned URLs and `aws-chunked` bodies.
 //!
 //! # Example
 //!
@@ -27,6 +27,7 @@
 //! assert_eq!(minter.access_key_id(&session), creds.access_key_id);
 //! ```
 
+pub mod classify;
 mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
