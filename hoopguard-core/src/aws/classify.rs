@@ -47,7 +47,7 @@ fn iam_prefix(service: &str) -> &str {
     }
 }
 
-fn form_value<'a>(form: &'a str, key: &str) -> Option<String> {
+fn form_value(form: &str, key: &str) -> Option<String> {
     form.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == key).then(|| percent_decode(v))
