@@ -285,6 +285,49 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::K
     hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
 }
 
+/// The SigV4 string to sign for `req` over the `signed` headers.
+fn string_to_sign(
+    req: &Request<'_>,
+    signed: &[&str],
+    amz_date: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    payload_hash: &str,
+) -> Result<String, SigError> {
+    let mut canonical_headers = String::new();
+    for name in signed {
+        let values: Vec<&[u8]> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect();
+        if values.is_empty() {
+            return Err(SigError::Malformed(format!(
+                "the signed header `{name}` is missing"
+            )));
+        }
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&canonical_header_value(&values));
+        canonical_headers.push('\n');
+    }
+    let canonical = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        req.method,
+        canonical_uri(req.path, service),
+        canonical_query(req.query),
+        canonical_headers,
+        signed.join(";"),
+        payload_hash
+    );
+    Ok(format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        hex_sha256(canonical.as_bytes())
+    ))
+}
+
 /// Verifies `req`'s SigV4 signature against the pseudo-credentials it names.
 pub fn verify_request(
     minter: &Minter,
@@ -346,41 +389,15 @@ pub fn verify_request(
             .ok_or_else(|| SigError::Malformed("the payload hash is unknown".into()))?
             .to_string(),
     };
-    let mut canonical_headers = String::new();
-    for name in &auth.signed_headers {
-        let values: Vec<&[u8]> = req
-            .headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| *v)
-            .collect();
-        if values.is_empty() {
-            return Err(SigError::Malformed(format!(
-                "the signed header `{name}` is missing"
-            )));
-        }
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&canonical_header_value(&values));
-        canonical_headers.push('\n');
-    }
-    let canonical = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        canonical_uri(req.path, auth.service),
-        canonical_query(req.query),
-        canonical_headers,
-        auth.signed_headers.join(";"),
-        payload_hash
-    );
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex_sha256(canonical.as_bytes())
-    );
+    let to_sign = string_to_sign(
+        req,
+        &auth.signed_headers,
+        amz_date,
+        auth.date,
+        auth.region,
+        auth.service,
+        &payload_hash,
+    )?;
     let key = signing_key(
         &minter.secret(&session),
         auth.date,
@@ -403,7 +420,7 @@ pub fn verify_request(
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! Signing as a client would, for the unit tests: the same canonical form, used to sign.
+    //! Signing as a client would, for the unit tests: the same string to sign, used to sign.
     use super::*;
 
     pub(crate) fn sign(
@@ -418,39 +435,16 @@ pub(crate) mod testing {
         let amz_date = req.header("x-amz-date").unwrap_or_default();
         let payload = req
             .header("x-amz-content-sha256")
-            .map(String::from)
-            .or(req.body_sha256.map(String::from))
+            .or(req.body_sha256)
             .unwrap_or_default();
-        let mut ch = String::new();
-        for name in signed {
-            let values: Vec<&[u8]> = req
-                .headers
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| *v)
-                .collect();
-            ch.push_str(&format!("{name}:{}\n", canonical_header_value(&values)));
-        }
-        let canonical = format!(
-            "{}\n{}\n{}\n{}\n{}\n{}",
-            req.method,
-            canonical_uri(req.path, service),
-            canonical_query(req.query),
-            ch,
-            signed.join(";"),
-            payload
-        );
-        let scope = format!("{date}/{region}/{service}/aws4_request");
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex_sha256(canonical.as_bytes())
-        );
+        let to_sign = string_to_sign(req, signed, amz_date, date, region, service, payload)
+            .expect("the signed headers are present");
         let sig = hex::encode(hmac::sign(
             &signing_key(secret, date, region, service),
             to_sign.as_bytes(),
         ));
         format!(
-            "AWS4-HMAC-SHA256 Credential={akid}/{scope}, SignedHeaders={}, Signature={sig}",
+            "AWS4-HMAC-SHA256 Credential={akid}/{date}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={sig}",
             signed.join(";")
         )
     }
