@@ -12,9 +12,10 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hoopguard_core::aws::classify::{Parts, classify};
-use hoopguard_core::aws::{Minter, SigError, verify_request};
+use hoopguard_core::aws::classify::{Classified, Parts, classify};
+use hoopguard_core::aws::{Minter, SigError, Verified, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
+use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
 use serde_json::json;
@@ -26,6 +27,7 @@ pub(crate) const MAX_BUFFERED_BODY: usize = 10 * 1024 * 1024;
 struct AwsState {
     minter: Arc<Minter>,
     guard: Guard,
+    recorder: Arc<Recorder>,
     connections: Arc<Vec<String>>,
     ttl: Duration,
 }
@@ -35,12 +37,14 @@ pub(crate) fn router(
     verifier: Arc<Verifier>,
     minter: Arc<Minter>,
     guard: Guard,
+    recorder: Arc<Recorder>,
     connections: Vec<String>,
     ttl: Duration,
 ) -> Router {
     let state = AwsState {
         minter,
         guard,
+        recorder,
         connections: Arc::new(connections),
         ttl,
     };
@@ -227,11 +231,21 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         claims: Default::default(),
     };
     // The body decides what query and JSON calls do: a once-approval covers only this body.
-    match state
+    let verdict = state
         .guard
         .authorize(&who, &classified.call, Some(&body_hash))
-        .await
-    {
+        .await;
+    // Record the call before answering; a call that cannot be recorded is refused.
+    if let Err(e) = record(&state.recorder, &verified, &classified, &verdict) {
+        tracing::error!(error = %e, "cannot record the call; refusing it");
+        return aws_error(
+            &format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "refused because the call could not be recorded; try again later",
+        );
+    }
+    match verdict {
         Verdict::Allow { rule, .. } => aws_error(
             &format,
             StatusCode::NOT_IMPLEMENTED,
@@ -264,4 +278,52 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             &format!("refused because the approval store failed ({reason}); try again later"),
         ),
     }
+}
+
+/// One pseudo-credential session is one recording: a `start` event the first time it is seen,
+/// then one `call` event per call with what was asked and decided. No credentials, tokens or
+/// bodies are recorded.
+fn record(
+    recorder: &Recorder,
+    verified: &Verified,
+    classified: &Classified,
+    verdict: &Verdict,
+) -> Result<(), hoopguard_core::record::RecordError> {
+    let session = format!("aws-{}", verified.session.sid);
+    if !recorder.exists(&session) {
+        recorder.append(
+            &session,
+            "start",
+            json!({
+                "subject": verified.session.subject,
+                "groups": verified.session.groups,
+                "connection": verified.session.connection,
+            }),
+        )?;
+    }
+    let (rule, approval_id, reason) = match verdict {
+        Verdict::Allow { rule, approval_id } => (rule.clone(), approval_id.clone(), None),
+        Verdict::Deny { rule, reason } => (rule.clone(), None, Some(reason.clone())),
+        Verdict::Pending { approval, reason } => (
+            Some(approval.rule.clone()),
+            Some(approval.id.clone()),
+            Some(reason.clone()),
+        ),
+        Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
+    };
+    recorder.append(
+        &session,
+        "call",
+        json!({
+            "service": verified.service,
+            "region": verified.region,
+            "operation": classified.operation,
+            "action": classified.call.summary(),
+            "decision": verdict.decision(),
+            "rule": rule,
+            "approval_id": approval_id,
+            "reason": reason,
+        }),
+    )?;
+    Ok(())
 }

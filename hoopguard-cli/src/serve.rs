@@ -95,6 +95,19 @@ pub async fn run(
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
+    let recordings = cfg.data_dir.join("recordings");
+    let recorder = Arc::new(
+        hoopguard_core::record::Recorder::open(
+            &recordings,
+            hoopguard_core::record::Durability::EveryEvent,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot open the recordings in {}: {e}",
+                recordings.display()
+            )
+        })?,
+    );
     let minter = Arc::new(match &cfg.aws.gateway_key {
         Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes()),
         None => {
@@ -123,6 +136,7 @@ pub async fn run(
                 verifier.clone(),
                 minter.clone(),
                 guard.clone(),
+                recorder.clone(),
                 cfg.aws.connections.clone(),
                 cfg.aws.credentials_ttl,
             )

@@ -110,7 +110,97 @@ fn the_aws_cli_is_authenticated_classified_and_decided_with_approvals() {
             )),
             "{args:?}: {out}"
         );
+        assert!(out.contains("allowed by rule"), "{out}");
     }
+
+    // Denied by default, with the reason; another bucket is not the team bucket.
+    let (_, out) = aws(&gw, &token, &["iam", "list-users"], &[]);
+    assert!(
+        out.contains(
+            "(AccessDenied) when calling the ListUsers operation: no rule allows `iam:ListUsers`"
+        ),
+        "{out}"
+    );
+    let (_, out) = aws(
+        &gw,
+        &token,
+        &["s3api", "list-objects-v2", "--bucket", "other-bucket"],
+        &[],
+    );
+    assert!(out.contains("(AccessDenied)"), "{out}");
+    // A REST service whose routes are not classified yet: refused, never passed.
+    let (_, out) = aws(&gw, &token, &["lambda", "list-functions"], &[]);
+    assert!(
+        out.contains("(AccessDenied)") && out.contains("could not classify"),
+        "{out}"
+    );
+
+    // The risky call: refused with an approval id; a manager approves; the retry passes, once.
+    let terminate = ["ec2", "terminate-instances", "--instance-ids", "i-0abc123"];
+    let (_, out) = aws(&gw, &token, &terminate, &[]);
+    assert!(
+        out.contains("(AccessDenied)") && out.contains("is pending"),
+        "{out}"
+    );
+    let id = out
+        .split("Approval ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let manager = dir.path().join("maria.token");
+    let config = gw.config.to_str().unwrap();
+    let (st, _, err) = run_hoopguard(
+        &[
+            "dev-token",
+            "--config",
+            config,
+            "--sub",
+            "maria",
+            "--groups",
+            "managers",
+            "--out",
+            manager.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    let (st, approved, err) = run_hoopguard(
+        &[
+            "approvals",
+            "--config",
+            config,
+            "--token-file",
+            manager.to_str().unwrap(),
+            "approve",
+            &id,
+        ],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    assert!(String::from_utf8_lossy(&approved).contains("now approved"));
+    let (_, out) = aws(&gw, &token, &terminate, &[]);
+    assert!(
+        out.contains("(NotImplemented) when calling the TerminateInstances operation"),
+        "{out}"
+    );
+    assert!(
+        out.contains("allowed by rule `terminate-needs-a-manager`"),
+        "{out}"
+    );
+    let (_, out) = aws(&gw, &token, &terminate, &[]);
+    assert!(
+        out.contains("(AccessDenied)") && out.contains("is pending") && !out.contains(&id),
+        "a once grant is used up: {out}"
+    );
+    // The approval for one instance does not cover another.
+    let (_, out) = aws(
+        &gw,
+        &token,
+        &["ec2", "terminate-instances", "--instance-ids", "i-0def456"],
+        &[],
+    );
+    assert!(out.contains("is pending"), "{out}");
 
     // The credentials endpoint, as the SDK calls it.
     let creds: serde_json::Value = blocking_client()
@@ -162,5 +252,58 @@ fn the_aws_cli_is_authenticated_classified_and_decided_with_approvals() {
     let log = gw.proc.output();
     for s in [&secret, &session, &std::fs::read_to_string(&token).unwrap()] {
         assert!(!log.contains(s.as_str()), "a secret reached the log");
+    }
+
+    // The calls were recorded — one recording per pseudo-credential session (each `aws` process
+    // fetched its own credentials) — and every recording verifies.
+    let (st, out, err) = run_hoopguard(&["sessions", "--config", config, "list"], &[]);
+    assert!(st.success(), "{err}");
+    let out = String::from_utf8(out).unwrap();
+    let ids: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains("alice"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| id.starts_with("aws-"))
+        .map(String::from)
+        .collect();
+    assert!(ids.len() >= 8, "{out}");
+    let (st, out, _) = run_hoopguard(&["sessions", "--config", config, "verify"], &[]);
+    assert!(st.success(), "{}", String::from_utf8_lossy(&out));
+    let mut timelines = String::new();
+    for id in &ids {
+        let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "show", id], &[]);
+        timelines.push_str(&String::from_utf8(out).unwrap());
+    }
+    for expected in [
+        "ec2:TerminateInstances in us-east-1 → approve",
+        "ec2:TerminateInstances in us-east-1 → allow",
+        "iam:ListUsers in us-east-1 → deny",
+        "sts:GetCallerIdentity in us-east-1 → allow",
+    ] {
+        assert!(
+            timelines.contains(expected),
+            "{expected} missing from {timelines}"
+        );
+    }
+    // No credential, token or secret anywhere in the data directory.
+    let data = dir.path().join("data");
+    for s in [&secret, &session, &std::fs::read_to_string(&token).unwrap()] {
+        assert_no_file_contains(&data, s);
+    }
+}
+
+fn assert_no_file_contains(dir: &Path, needle: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_no_file_contains(&path, needle);
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "a secret was written to {}",
+                path.display()
+            );
+        }
     }
 }

@@ -234,6 +234,17 @@ impl Recorder {
         Ok(())
     }
 
+    /// Whether `session` has been recorded before.
+    pub fn exists(&self, session: &str) -> bool {
+        check_id(session).is_ok()
+            && (self
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(session)
+                || self.path(session).exists())
+    }
+
     /// The sessions recorded, by id.
     pub fn sessions(&self) -> Result<Vec<String>, RecordError> {
         sessions(&self.dir)
