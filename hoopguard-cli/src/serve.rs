@@ -1,9 +1,11 @@
 //! `hoopguard serve`: binds the configured listeners and runs until shut down.
 //!
-//! * **aws** and **mcp**: authenticate the caller ([`AuthLayer`]); the data paths behind them
-//!   are not built yet, so an authenticated call gets `501` with a body that says so.
-//! * **admin**: `/healthz`, `/readyz`, `/metrics` (Prometheus text), and the development issuer's
-//!   discovery document and JWKS when it is enabled.
+//! * **aws**: the credentials endpoint and SigV4-verified, classified, policy-decided and recorded
+//!   AWS calls (see the `aws` module); forwarding is not built yet.
+//! * **mcp**: authenticates the caller ([`AuthLayer`]); the MCP data path is not built yet, so an
+//!   authenticated call gets `501` with a body that says so.
+//! * **admin**: `/healthz`, `/readyz`, `/metrics` (Prometheus text), the development issuer's
+//!   discovery document and JWKS when it is enabled, and the approvals API.
 //!
 //! Shutdown (SIGINT/SIGTERM, or the future given to [`run`]) stops accepting, lets in-flight calls
 //! finish for up to `server.shutdown_grace`, then returns.

@@ -9,9 +9,9 @@
 //! it), and the session still verifies. Writing is fail-closed: [`Recorder::append`] returns an
 //! error the caller must turn into a refusal.
 //!
-//! Not built yet (issue #6): the tower `RecordLayer`, segment rotation and retention, the SQLite
-//! index for listing and search, and the `sessions` commands. Bodies must be masked before they
-//! are recorded; this module stores what it is given.
+//! Not built yet (issue #6): the tower `RecordLayer`, segment rotation and retention, and the
+//! SQLite index for listing and search. Bodies must be masked before they are recorded; this
+//! module stores what it is given.
 //!
 //! # Example
 //!
