@@ -148,6 +148,16 @@ fn boundary_before(hay: &[u8], i: usize) -> bool {
     i == 0 || !is_word(hay[i - 1])
 }
 
+/// The input ended before a decision: no match at the real end, wait for more in a stream.
+#[inline]
+fn out_of_data(eof: bool, from: usize) -> Confirm {
+    if eof {
+        Confirm::No
+    } else {
+        Confirm::NeedMore { from }
+    }
+}
+
 /// Counts bytes of `class` from `at`, up to `max`. Returns (count, hit_end_of_data).
 #[inline]
 fn run(hay: &[u8], at: usize, max: usize, class: impl Fn(u8) -> bool) -> (usize, bool) {
@@ -266,11 +276,7 @@ pub(crate) fn confirm_anchor(
         Builtin::GitlabToken => token(hay, at, 6, 20, 20, eof, b64url),
         Builtin::SlackToken => {
             if hay.len() < at + 5 {
-                return if eof {
-                    Confirm::No
-                } else {
-                    Confirm::NeedMore { from: at }
-                };
+                return out_of_data(eof, at);
             }
             if !matches!(hay[at + 3], b'b' | b'a' | b'p' | b'r' | b's') || hay[at + 4] != b'-' {
                 return Confirm::No;
@@ -333,11 +339,7 @@ fn jwt(hay: &[u8], at: usize, eof: bool) -> Confirm {
         i += n;
         if part < 2 {
             if i >= hay.len() {
-                return if eof {
-                    Confirm::No
-                } else {
-                    Confirm::NeedMore { from: at }
-                };
+                return out_of_data(eof, at);
             }
             if hay[i] != b'.' {
                 return Confirm::No;
@@ -772,11 +774,7 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
     }
     let mut i = at + name_len;
     if i >= hay.len() {
-        return if eof {
-            Confirm::No
-        } else {
-            Confirm::NeedMore { from: at - 1 }
-        };
+        return out_of_data(eof, at - 1);
     }
     if hay[i] != b'"' {
         return Confirm::No;
@@ -794,11 +792,7 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
         i += 1;
     }
     if i >= hay.len() {
-        return if eof {
-            Confirm::No
-        } else {
-            Confirm::NeedMore { from: at - 1 }
-        };
+        return out_of_data(eof, at - 1);
     }
     if hay[i] != b'"' {
         return Confirm::No;
@@ -850,11 +844,7 @@ pub(crate) fn xml_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof: 
     }
     let open_end = at + name_len;
     if open_end >= hay.len() {
-        return if eof {
-            Confirm::No
-        } else {
-            Confirm::NeedMore { from: at - 1 }
-        };
+        return out_of_data(eof, at - 1);
     }
     if hay[open_end] != b'>' {
         return Confirm::No;
@@ -868,11 +858,7 @@ pub(crate) fn xml_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof: 
             tag.extend_from_slice(&hay[at..open_end]);
             tag.push(b'>');
             if hay.len() < close + tag.len() {
-                return if eof {
-                    Confirm::No
-                } else {
-                    Confirm::NeedMore { from: at - 1 }
-                };
+                return out_of_data(eof, at - 1);
             }
             if hay[close..close + tag.len()] != tag[..] || k == 0 {
                 return Confirm::No;
