@@ -169,6 +169,28 @@ fn run(hay: &[u8], at: usize, max: usize, class: impl Fn(u8) -> bool) -> (usize,
     (i - at, i == hay.len())
 }
 
+/// The end of a value of `min..=max` bytes of `class` starting at `from`, for a match starting
+/// at `start`; or the answer when there is none (too short or long, or cut off by the end of the
+/// data in a stream that may still grow).
+fn value_end(
+    hay: &[u8],
+    start: usize,
+    from: usize,
+    min: usize,
+    max: usize,
+    eof: bool,
+    class: impl Fn(u8) -> bool,
+) -> Result<usize, Confirm> {
+    let (n, at_end) = run(hay, from, max + 1, class);
+    if at_end && !eof && n <= max {
+        return Err(Confirm::NeedMore { from: start });
+    }
+    if n < min || n > max {
+        return Err(Confirm::No);
+    }
+    Ok(from + n)
+}
+
 /// A token of `prefix` (the anchor, at `at`) plus `min..=max` bytes of `class`, on ASCII word
 /// boundaries.
 fn token(
@@ -183,15 +205,10 @@ fn token(
     if !boundary_before(hay, at) {
         return Confirm::No;
     }
-    let body = at + anchor_len;
-    let (n, at_end) = run(hay, body, max + 1, &class);
-    if at_end && !eof && n <= max {
-        return Confirm::NeedMore { from: at };
-    }
-    if n < min || n > max {
-        return Confirm::No;
-    }
-    let end = body + n;
+    let end = match value_end(hay, at, at + anchor_len, min, max, eof, class) {
+        Ok(end) => end,
+        Err(c) => return c,
+    };
     // Right boundary: the next byte must not continue a word.
     if end < hay.len() && is_word(hay[end]) {
         return Confirm::No;
@@ -234,18 +251,14 @@ fn keyword_value(
     if !saw_assign {
         return Confirm::No;
     }
-    let (n, at_end) = run(hay, i, max + 1, &class);
-    if at_end && !eof && n <= max {
-        return Confirm::NeedMore { from: at };
-    }
-    if n < min || n > max {
-        return Confirm::No;
-    }
-    Confirm::Match {
-        start: at,
-        end: i + n,
-        mask_start: i,
-        mask_end: i + n,
+    match value_end(hay, at, i, min, max, eof, class) {
+        Ok(end) => Confirm::Match {
+            start: at,
+            end,
+            mask_start: i,
+            mask_end: end,
+        },
+        Err(c) => c,
     }
 }
 
