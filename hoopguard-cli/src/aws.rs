@@ -1,10 +1,20 @@
-//! The AWS listener: the container-credentials endpoint, and caller authentication of every AWS
-//! API call by its SigV4 signature, classified and decided by the policy (with approvals).
-//! Brokering and forwarding are not built yet (issue #4): an allowed call is answered `501` in
-//! the protocol's own error format.
+//! The AWS listener: the container-credentials endpoint, and the data path of every AWS API call.
+//!
+//! A call is authenticated by its SigV4 signature (made with hoopguard's pseudo-credentials),
+//! classified, decided by the policy (with approvals) and recorded; an allowed call is re-signed
+//! with credentials from its connection's broker and forwarded to the AWS endpoint of its service
+//! and region (or the connection's endpoint override), and the answer streams back through the
+//! masking layer. Refusals use the protocol's own error format, so the SDK and CLI show them.
+//!
+//! Bodies: a call's body decides what it does (query and JSON APIs, S3 control calls), so it is
+//! buffered (up to `aws.max_policy_body`, 413 beyond) and the exact bytes inspected are the ones
+//! forwarded. S3 object uploads (`PutObject`, `UploadPart`) are streamed instead: their payload
+//! hash is checked as the bytes pass and a mismatch aborts the upstream request; `aws-chunked`
+//! framing is removed (chunk signatures checked) and the plain bytes are sent `UNSIGNED-PAYLOAD`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -12,89 +22,136 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hoopguard_core::aws::broker::Broker;
+use hoopguard_core::aws::chunked::{Dechunker, Framing};
 use hoopguard_core::aws::classify::{Classified, Parts, classify};
+use hoopguard_core::aws::resign::{
+    Payload as Signed, forward_headers, sign as resign, upstream_base,
+};
 use hoopguard_core::aws::{Minter, SigError, Verified, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
+use hoopguard_core::mask::Engine;
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
+use hoopguard_tower::mask::MaskLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
 use serde_json::json;
 
-/// Bodies hoopguard reads to hash them (query and JSON APIs) are capped at this size.
-pub(crate) const MAX_BUFFERED_BODY: usize = 10 * 1024 * 1024;
+/// What the AWS listener needs.
+pub(crate) struct AwsSetup {
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) minter: Arc<Minter>,
+    pub(crate) guard: Guard,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) connections: HashMap<String, Connection>,
+    pub(crate) ttl: Duration,
+    pub(crate) upstream_timeout: Duration,
+    pub(crate) max_body: usize,
+    pub(crate) mask: Arc<Engine>,
+    pub(crate) client: Client,
+}
 
 #[derive(Clone)]
 struct AwsState {
     minter: Arc<Minter>,
     guard: Guard,
     recorder: Arc<Recorder>,
-    connections: Arc<Vec<String>>,
+    connections: Arc<HashMap<String, Connection>>,
     ttl: Duration,
+    upstream_timeout: Duration,
+    max_body: usize,
+    client: Client,
 }
 
 /// The AWS listener's routes.
-pub(crate) fn router(
-    verifier: Arc<Verifier>,
-    minter: Arc<Minter>,
-    guard: Guard,
-    recorder: Arc<Recorder>,
-    connections: Vec<String>,
-    ttl: Duration,
-) -> Router {
+pub(crate) fn router(setup: AwsSetup) -> Router {
     let state = AwsState {
-        minter,
-        guard,
-        recorder,
-        connections: Arc::new(connections),
-        ttl,
+        minter: setup.minter,
+        guard: setup.guard,
+        recorder: setup.recorder,
+        connections: Arc::new(setup.connections),
+        ttl: setup.ttl,
+        upstream_timeout: setup.upstream_timeout,
+        max_body: setup.max_body,
+        client: setup.client,
     };
     let creds = Router::new()
         .route("/v1/aws/credentials", get(credentials_default))
         .route("/v1/aws/credentials/{connection}", get(credentials))
-        .layer(AuthLayer::new(verifier).accept_raw_token(true));
-    Router::new()
-        .merge(creds)
-        .fallback(api_call)
-        .with_state(state)
+        .layer(AuthLayer::new(setup.verifier).accept_raw_token(true))
+        .with_state(state.clone());
+    // Answers from AWS are masked; the credentials endpoint's own answer is not.
+    let calls = tower::ServiceBuilder::new()
+        .layer(MaskLayer::new(setup.mask))
+        .service(axum::handler::HandlerWithoutStateExt::into_service(
+            move |req: Request| api_call(State(state.clone()), req),
+        ));
+    Router::new().merge(creds).fallback_service(calls)
 }
 
 async fn credentials_default(
     state: State<AwsState>,
     who: axum::Extension<Arc<Identity>>,
+    headers: HeaderMap,
 ) -> Response {
-    mint(&state, &who, "default")
+    mint(&state, &who, "default", &headers).await
 }
 
 async fn credentials(
     state: State<AwsState>,
     who: axum::Extension<Arc<Identity>>,
     Path(conn): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    mint(&state, &who, &conn)
+    mint(&state, &who, &conn, &headers).await
 }
 
-fn mint(state: &AwsState, who: &Identity, connection: &str) -> Response {
-    if !state.connections.iter().any(|c| c == connection) {
+async fn mint(state: &AwsState, who: &Identity, connection: &str, headers: &HeaderMap) -> Response {
+    let Some(conn) = state.connections.get(connection) else {
+        let mut names: Vec<&str> = state.connections.keys().map(String::as_str).collect();
+        names.sort();
         return (
             StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "unknown_connection", "message": format!("no AWS connection `{connection}`; configured: {}", state.connections.join(", "))})),
+            axum::Json(json!({"error": "unknown_connection", "message": if names.is_empty() {
+                format!("no AWS connection `{connection}`: this gateway has none; add [aws.connections.{connection}] to its configuration")
+            } else {
+                format!("no AWS connection `{connection}`; configured: {}", names.join(", "))
+            }})),
         )
             .into_response();
-    }
-    match state.minter.mint(who, connection, state.ttl) {
-        Ok(c) => {
-            tracing::info!(subject = %who.subject, connection, access_key_id = %c.access_key_id, "issued pseudo-credentials");
-            let mut resp = axum::Json(c).into_response();
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
+    };
+    let c = match state.minter.mint(who, connection, state.ttl) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "invalid_token", "message": e.to_string()})),
+            )
+                .into_response();
         }
-        Err(e) => (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid_token", "message": e.to_string()})),
-        )
-            .into_response(),
+    };
+    // A web-identity connection exchanges the caller's own token now: it is not seen again.
+    if let (Ok(session), Some(token)) = (state.minter.open(&c.token), raw_token(headers)) {
+        if let Err(e) = conn.broker.prime(&session, token).await {
+            tracing::warn!(subject = %who.subject, connection, error = %e, "web-identity exchange failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "broker_failed", "message": e.to_string()})),
+            )
+                .into_response();
+        }
     }
+    tracing::info!(subject = %who.subject, connection, access_key_id = %c.access_key_id, "issued pseudo-credentials");
+    let mut resp = axum::Json(c).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The caller's token as sent to the credentials endpoint (raw, or `Bearer …`).
+fn raw_token(headers: &HeaderMap) -> Option<&str> {
+    let v = header(headers, "authorization")?.trim();
+    Some(v.strip_prefix("Bearer ").unwrap_or(v).trim())
 }
 
 /// How the caller's protocol wants its errors.
@@ -162,22 +219,130 @@ fn aws_error(format: &ErrorFormat, status: StatusCode, code: &str, message: &str
     resp
 }
 
+/// One configured AWS connection: its broker and where its calls go.
+pub(crate) struct Connection {
+    pub(crate) broker: Broker,
+    pub(crate) endpoint: Option<String>,
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    BoxBody,
+>;
+type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The pooled HTTPS (and, for endpoint overrides, HTTP) client calls are forwarded with.
+pub(crate) fn client() -> Result<Client, String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https),
+    )
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// An S3 object upload, whose body is streamed rather than buffered.
+fn is_object_upload(parts: &axum::http::request::Parts, service: Option<&str>) -> bool {
+    if service != Some("s3") || parts.method != axum::http::Method::PUT {
+        return false;
+    }
+    if parts.headers.contains_key("x-amz-copy-source") {
+        return false;
+    }
+    let path = parts.uri.path().trim_start_matches('/');
+    let has_key = path
+        .split_once('/')
+        .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+    let query_ok = parts.uri.query().unwrap_or("").split('&').all(|kv| {
+        let k = kv.split('=').next().unwrap_or("");
+        k.is_empty() || k == "partNumber" || k == "uploadId" || k == "x-id"
+    });
+    has_key && query_ok
+}
+
+/// The service named in the caller's credential scope, before verification (to pick how the
+/// body is read; verification checks it).
+fn scope_service(headers: &HeaderMap) -> Option<&str> {
+    header(headers, "authorization")?
+        .split("Credential=")
+        .nth(1)?
+        .split('/')
+        .nth(3)
+}
+
+/// How the payload of a call reaches upstream.
+enum Payload {
+    /// Buffered, inspected, forwarded as is.
+    Buffered(Bytes),
+    /// Streamed: checked against the declared hash as it passes.
+    Hashed(Body, String),
+    /// Streamed `UNSIGNED-PAYLOAD`.
+    Unsigned(Body),
+    /// Streamed `aws-chunked`, de-framed.
+    Chunked(Body, Framing),
+}
+
 async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let format = error_format(&parts.headers);
-    // The payload hash: declared by the caller (S3), or computed from the buffered body.
-    let body: Bytes = match axum::body::to_bytes(Body::new(body), MAX_BUFFERED_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return aws_error(
-                &format,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                "the request body is larger than hoopguard buffers (10 MiB)",
-            );
+    let refuse = |status, code: &str, msg: &str| aws_error(&format, status, code, msg);
+    if ["x-forwarded-host", "forwarded", "x-forwarded-server"]
+        .iter()
+        .any(|h| parts.headers.contains_key(*h))
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "hoopguard does not accept Forwarded/X-Forwarded-* headers: the AWS endpoint is chosen by the connection, never by the request",
+        );
+    }
+    let declared = header(&parts.headers, "x-amz-content-sha256").map(str::to_string);
+    let framing = declared.as_deref().and_then(Framing::from_content_sha256);
+    if declared
+        .as_deref()
+        .is_some_and(|d| d.starts_with("STREAMING-") && framing.is_none())
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!(
+                "hoopguard does not accept the payload signing mode `{}`; use signed payloads, UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                declared.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    let streamed = declared.is_some() && is_object_upload(&parts, scope_service(&parts.headers));
+    let mut body = Some(body);
+    // Buffer what decides policy; leave object uploads streaming.
+    let buffered: Bytes = if streamed {
+        Bytes::new()
+    } else {
+        match axum::body::to_bytes(body.take().expect("set"), state.max_body).await {
+            Ok(b) => b,
+            Err(_) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    &format!(
+                        "the request body is larger than hoopguard inspects ({} bytes, `aws.max_policy_body`)",
+                        state.max_body
+                    ),
+                );
+            }
         }
     };
-    let body_hash = hoopguard_core::aws::sha256_hex(&body);
+    let body_hash = (!streamed).then(|| hoopguard_core::aws::sha256_hex(&buffered));
     let headers: Vec<(&str, &[u8])> = parts
         .headers
         .iter()
@@ -188,7 +353,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
         headers: &headers,
-        body_sha256: Some(&body_hash),
+        body_sha256: body_hash.as_deref(),
     };
     let verified = match verify_request(&state.minter, &sig_req, SystemTime::now()) {
         Ok(v) => v,
@@ -198,25 +363,61 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
                 SigError::Unsupported(_) | SigError::Malformed(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::FORBIDDEN,
             };
-            return aws_error(&format, status, e.aws_code(), &e.to_string());
+            return refuse(status, e.aws_code(), &e.to_string());
         }
     };
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    // What the body is, now that the signature over its declared hash holds.
+    let payload = match (streamed, framing, declared.as_deref()) {
+        (true, Some(f), _) => Payload::Chunked(body.take().expect("set"), f),
+        (true, None, Some("UNSIGNED-PAYLOAD")) => Payload::Unsigned(body.take().expect("set")),
+        (true, None, Some(hash)) => Payload::Hashed(body.take().expect("set"), hash.to_string()),
+        (false, Some(f), _) => {
+            // A small framed body: de-frame it whole, so it can be inspected.
+            let mut d = Dechunker::new(f, Some(verified.chunk_seed()), None);
+            let decoded = d.push(&buffered).and_then(|out| {
+                d.finish()?;
+                Ok(out.concat())
+            });
+            match decoded {
+                Ok(b) => Payload::Buffered(Bytes::from(b)),
+                Err(e) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidChunkSizeError",
+                        &e.to_string(),
+                    );
+                }
+            }
+        }
+        (false, None, Some(hash))
+            if hash != "UNSIGNED-PAYLOAD" && Some(hash) != body_hash.as_deref() =>
+        {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "XAmzContentSHA256Mismatch",
+                "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with",
+            );
+        }
+        _ => Payload::Buffered(buffered),
+    };
+    let inspected: &[u8] = match &payload {
+        Payload::Buffered(b) => b,
+        _ => &[],
+    };
     let classified = match classify(&Parts {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        target: header("x-amz-target"),
-        copy_source: header("x-amz-copy-source"),
-        body: &body,
+        target: header(&parts.headers, "x-amz-target"),
+        copy_source: header(&parts.headers, "x-amz-copy-source"),
+        body: inspected,
         service: &verified.service,
         region: &verified.region,
     }) {
         Ok(c) => c,
         Err(why) => {
             tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
-            return aws_error(
-                &format,
+            return refuse(
                 StatusCode::FORBIDDEN,
                 "AccessDenied",
                 &format!("hoopguard could not classify this call, so it is refused: {why}"),
@@ -231,53 +432,304 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         claims: Default::default(),
     };
     // The body decides what query and JSON calls do: a once-approval covers only this body.
+    let digest = match &payload {
+        Payload::Buffered(b) => hoopguard_core::aws::sha256_hex(b),
+        Payload::Hashed(_, h) => h.clone(),
+        _ => String::new(),
+    };
     let verdict = state
         .guard
-        .authorize(&who, &classified.call, Some(&body_hash))
+        .authorize(
+            &who,
+            &classified.call,
+            (!digest.is_empty()).then_some(digest.as_str()),
+        )
         .await;
     // Record the call before answering; a call that cannot be recorded is refused.
-    if let Err(e) = record(&state.recorder, &verified, &classified, &verdict) {
+    let session = format!("aws-{}", verified.session.sid);
+    if let Err(e) = record(&state.recorder, &session, &verified, &classified, &verdict) {
         tracing::error!(error = %e, "cannot record the call; refusing it");
-        return aws_error(
-            &format,
+        return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             "refused because the call could not be recorded; try again later",
         );
     }
     match verdict {
-        Verdict::Allow { rule, .. } => aws_error(
-            &format,
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            &format!(
-                "authenticated as `{}` ({} in {}); {} allowed by rule `{}`, but forwarding AWS calls is not built into this version of hoopguard yet; nothing was sent to AWS",
-                who.subject,
-                verified.service,
-                verified.region,
-                classified.call.summary(),
-                rule.unwrap_or_default()
-            ),
-        ),
+        Verdict::Allow { .. } => {}
         Verdict::Deny { reason, .. } => {
-            aws_error(&format, StatusCode::FORBIDDEN, "AccessDenied", &reason)
+            return refuse(StatusCode::FORBIDDEN, "AccessDenied", &reason);
         }
-        Verdict::Pending { approval, reason } => aws_error(
-            &format,
+        Verdict::Pending { approval, reason } => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                &format!(
+                    "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
+                    id = approval.id
+                ),
+            );
+        }
+        Verdict::Unavailable { reason } => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &format!("refused because the approval store failed ({reason}); try again later"),
+            );
+        }
+    }
+    let resp = forward(&state, &parts, &verified, payload).await;
+    let resp = match resp {
+        Ok(r) => r,
+        Err((status, code, msg)) => {
+            tracing::warn!(subject = %verified.session.subject, code, "could not forward an AWS call");
+            refuse(status, code, &msg)
+        }
+    };
+    let outcome = json!({
+        "status": resp.status().as_u16(),
+        "latency_ms": started.elapsed().as_millis() as u64,
+    });
+    if let Err(e) = state.recorder.append(&session, "response", outcome) {
+        // The call already reached AWS; the answer is still returned, and the gap is logged.
+        tracing::error!(error = %e, session, "cannot record the response of a forwarded call");
+    }
+    resp
+}
+
+type Refusal = (StatusCode, &'static str, String);
+
+/// Re-signs the call with brokered credentials and sends it upstream.
+async fn forward(
+    state: &AwsState,
+    parts: &axum::http::request::Parts,
+    verified: &Verified,
+    payload: Payload,
+) -> Result<Response, Refusal> {
+    let conn_name = &verified.session.connection;
+    let conn = state.connections.get(conn_name).ok_or_else(|| {
+        (
             StatusCode::FORBIDDEN,
             "AccessDenied",
-            &format!(
-                "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
-                id = approval.id
-            ),
-        ),
-        Verdict::Unavailable { reason } => aws_error(
-            &format,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            &format!("refused because the approval store failed ({reason}); try again later"),
-        ),
+            format!("the AWS connection `{conn_name}` is no longer configured"),
+        )
+    })?;
+    let creds = conn
+        .broker
+        .credentials(&verified.session)
+        .await
+        .map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                format!(
+                    "hoopguard could not get AWS credentials for connection `{conn_name}`: {e}"
+                ),
+            )
+        })?;
+    let base = upstream_base(
+        &verified.service,
+        &verified.region,
+        conn.endpoint.as_deref(),
+    )
+    .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("{base}{pq}");
+    let dechunked = matches!(payload, Payload::Chunked(..));
+    let mut headers = forward_headers(&parts.headers, dechunked);
+    let length = |n: u64| HeaderValue::from(n);
+    let body_error: Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let (signed, body, len): (Signed, BoxBody, Option<u64>) = match payload {
+        Payload::Buffered(b) => {
+            let hash = hoopguard_core::aws::sha256_hex(&b);
+            let n = b.len() as u64;
+            (Signed::Sha256(hash), full(b), Some(n))
+        }
+        Payload::Hashed(body, hash) => {
+            let n = header(&parts.headers, "content-length").and_then(|v| v.parse().ok());
+            let check = Check::Hash(
+                aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+                hash.clone(),
+            );
+            (
+                Signed::Sha256(hash),
+                checked(body, check, body_error.clone()),
+                n,
+            )
+        }
+        Payload::Unsigned(body) => {
+            let n = header(&parts.headers, "content-length").and_then(|v| v.parse().ok());
+            (
+                Signed::Unsigned,
+                checked(body, Check::Pass, body_error.clone()),
+                n,
+            )
+        }
+        Payload::Chunked(body, framing) => {
+            let n: Option<u64> =
+                header(&parts.headers, "x-amz-decoded-content-length").and_then(|v| v.parse().ok());
+            if n.is_none() {
+                return Err((
+                    StatusCode::LENGTH_REQUIRED,
+                    "MissingContentLength",
+                    "an aws-chunked upload needs x-amz-decoded-content-length".into(),
+                ));
+            }
+            let d = Dechunker::new(framing, Some(verified.chunk_seed()), n);
+            (
+                Signed::Unsigned,
+                checked(body, Check::Dechunk(Box::new(d)), body_error.clone()),
+                n,
+            )
+        }
+    };
+    if let Some(n) = len {
+        headers.insert(header::CONTENT_LENGTH, length(n));
     }
+    resign(
+        parts.method.as_str(),
+        &url,
+        &mut headers,
+        &signed,
+        &verified.service,
+        &verified.region,
+        &creds,
+        SystemTime::now(),
+    )
+    .map_err(|e| (StatusCode::BAD_GATEWAY, "InternalFailure", e.to_string()))?;
+    let mut upstream = axum::http::Request::builder()
+        .method(parts.method.clone())
+        .uri(&url)
+        .body(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
+    *upstream.headers_mut() = headers;
+    let sent = tokio::time::timeout(state.upstream_timeout, state.client.request(upstream)).await;
+    let resp = match sent {
+        Err(_) => {
+            return Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                "RequestTimeout",
+                format!(
+                    "{base} did not answer within {} (`aws.upstream_timeout`)",
+                    humantime::format_duration(state.upstream_timeout)
+                ),
+            ));
+        }
+        Ok(Err(e)) => {
+            if let Some(why) = body_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err((StatusCode::BAD_REQUEST, "InvalidRequest", why));
+            }
+            let cause = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "ServiceUnavailable",
+                format!("hoopguard could not reach {base}: {cause}"),
+            ));
+        }
+        Ok(Ok(r)) => r,
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    for h in HOP_BY_HOP {
+        rparts.headers.remove(*h);
+    }
+    Ok(Response::from_parts(rparts, Body::new(rbody)))
+}
+
+/// Response headers that belong to one connection, not to the answer.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn full(b: Bytes) -> BoxBody {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(b)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// What a streamed body is checked with on its way upstream.
+enum Check {
+    Pass,
+    Hash(aws_lc_rs::digest::Context, String),
+    Dechunk(Box<Dechunker>),
+}
+
+impl Check {
+    fn push(&mut self, data: Bytes) -> Result<Bytes, String> {
+        match self {
+            Check::Pass => Ok(data),
+            Check::Hash(ctx, _) => {
+                ctx.update(&data);
+                Ok(data)
+            }
+            Check::Dechunk(d) => {
+                let mut out = d.push(&data).map_err(|e| e.to_string())?;
+                Ok(if out.len() == 1 {
+                    out.pop().expect("one")
+                } else {
+                    Bytes::from(out.concat())
+                })
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Check::Pass => Ok(()),
+            Check::Hash(ctx, expected) => {
+                if hex::encode(ctx.finish()) == expected {
+                    Ok(())
+                } else {
+                    Err("the body's SHA-256 is not the x-amz-content-sha256 the request was signed with; the upload was aborted".into())
+                }
+            }
+            Check::Dechunk(d) => d.finish().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A streamed request body checked as it passes; a failed check ends it with an error, which
+/// aborts the upstream request (it never completes with wrong bytes).
+fn checked(body: Body, check: Check, error: Arc<std::sync::Mutex<Option<String>>>) -> BoxBody {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let stream = futures_util::stream::unfold(
+        (body.into_data_stream(), Some(check)),
+        move |(mut s, check)| {
+            let error = error.clone();
+            async move {
+                let mut check = check?;
+                let fail = |why: String| {
+                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                    Err::<http_body::Frame<Bytes>, BoxError>(why.into())
+                };
+                match s.next().await {
+                    Some(Ok(data)) => match check.push(data) {
+                        Ok(out) => Some((Ok(http_body::Frame::data(out)), (s, Some(check)))),
+                        Err(why) => Some((fail(why), (s, None))),
+                    },
+                    Some(Err(e)) => Some((Err(Box::new(e) as BoxError), (s, None))),
+                    None => match check.finish() {
+                        Ok(()) => None,
+                        Err(why) => Some((fail(why), (s, None))),
+                    },
+                }
+            }
+        },
+    );
+    http_body_util::StreamBody::new(stream).boxed_unsync()
 }
 
 /// One pseudo-credential session is one recording: a `start` event the first time it is seen,
@@ -285,14 +737,14 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
 /// bodies are recorded.
 fn record(
     recorder: &Recorder,
+    session: &str,
     verified: &Verified,
     classified: &Classified,
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
-    let session = format!("aws-{}", verified.session.sid);
-    if !recorder.exists(&session) {
+    if !recorder.exists(session) {
         recorder.append(
-            &session,
+            session,
             "start",
             json!({
                 "subject": verified.session.subject,
@@ -312,7 +764,7 @@ fn record(
         Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
     };
     recorder.append(
-        &session,
+        session,
         "call",
         json!({
             "service": verified.service,

@@ -1,6 +1,6 @@
 //! The one TOML configuration file: parsing, `${ENV}` substitution, validation with key paths.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,10 +59,21 @@ pub struct AwsConfig {
         with = "hoopguard_core::duration::serde"
     )]
     pub credentials_ttl: Duration,
-    /// The AWS connections agents may ask credentials for (`/v1/aws/credentials/<name>`;
-    /// `default` is the bare path). Default `["default"]`.
-    #[serde(default = "default_connections")]
-    pub connections: Vec<String>,
+    /// The AWS connections agents may ask credentials for, by name
+    /// (`/v1/aws/credentials/<name>`; `default` is the bare path).
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// How long hoopguard waits for an AWS endpoint to answer. Default `60s`.
+    #[serde(
+        default = "default_upstream_timeout",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub upstream_timeout: Duration,
+    /// The largest request body hoopguard buffers to inspect (query and JSON APIs, S3 control
+    /// calls); larger ones get 413. Object uploads are streamed, whatever their size.
+    /// Default 10 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_policy_body: usize,
 }
 
 impl Default for AwsConfig {
@@ -70,17 +81,181 @@ impl Default for AwsConfig {
         AwsConfig {
             gateway_key: None,
             credentials_ttl: default_creds_ttl(),
-            connections: default_connections(),
+            connections: BTreeMap::new(),
+            upstream_timeout: default_upstream_timeout(),
+            max_policy_body: default_max_body(),
         }
     }
 }
 
-fn default_creds_ttl() -> Duration {
-    Duration::from_secs(3600)
+/// `[aws.connections.NAME]`: one AWS account/role and how its credentials are brokered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// `assume_role`, `web_identity` or `static` (local development only).
+    pub broker: BrokerName,
+    /// The role to assume (`assume_role`, `web_identity`).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The region of the STS endpoint. Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// How long a brokered role session lasts (15m to 12h). Default `1h`.
+    #[serde(
+        default = "default_creds_ttl",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub duration: Duration,
+    /// An inline session policy (JSON) that narrows the role for every agent.
+    #[serde(default)]
+    pub session_policy: Option<String>,
+    /// The external id the role's trust policy asks for.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Send every call of this connection to this URL instead of the AWS endpoint for its
+    /// service and region (a VPC endpoint, LocalStack, moto).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The STS endpoint. Default: `endpoint`, else the SDK's regional STS endpoint.
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    /// `static` only: the access key id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `static` only: the secret access key (use `${VAR}` rather than writing it here).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// `static` only: a session token, for temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<String>,
 }
 
-fn default_connections() -> Vec<String> {
-    vec!["default".into()]
+/// The brokers a connection can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerName {
+    /// `sts:AssumeRole` with the gateway's own credentials.
+    AssumeRole,
+    /// `sts:AssumeRoleWithWebIdentity` with the caller's token.
+    WebIdentity,
+    /// Fixed credentials, local development only.
+    Static,
+}
+
+impl ConnectionConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let needs_role = matches!(
+            self.broker,
+            BrokerName::AssumeRole | BrokerName::WebIdentity
+        );
+        match (&self.role_arn, needs_role) {
+            (None, true) => {
+                return Err(("role_arn", "this broker needs the role to assume".into()));
+            }
+            (Some(r), true) if !r.starts_with("arn:") || r.split(':').count() < 6 => {
+                return Err(("role_arn", format!("`{r}` is not a role ARN")));
+            }
+            (Some(_), false) => {
+                return Err((
+                    "role_arn",
+                    "only assume_role and web_identity use a role".into(),
+                ));
+            }
+            _ => {}
+        }
+        if needs_role && !(900..=43_200).contains(&self.duration.as_secs()) {
+            return Err((
+                "duration",
+                "must be between 15m and 12h (what STS accepts)".into(),
+            ));
+        }
+        if self.broker != BrokerName::Static
+            && (self.access_key_id.is_some() || self.secret_access_key.is_some())
+        {
+            return Err((
+                "access_key_id",
+                "keys belong to `static` connections only; STS brokers use the gateway's own credentials (the AWS provider chain)".into(),
+            ));
+        }
+        if self.broker != BrokerName::AssumeRole
+            && (self.session_policy.is_some() || self.external_id.is_some())
+        {
+            return Err((
+                "session_policy",
+                "only assume_role uses a session policy or external id".into(),
+            ));
+        }
+        if let Some(p) = &self.session_policy {
+            if serde_json::from_str::<serde_json::Value>(p).is_err() {
+                return Err(("session_policy", "is not JSON".into()));
+            }
+        }
+        for (key, url) in [
+            ("endpoint", &self.endpoint),
+            ("sts_endpoint", &self.sts_endpoint),
+        ] {
+            if let Some(u) = url {
+                let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                    && u.parse::<http::Uri>().is_ok_and(|uri| {
+                        uri.host().is_some() && uri.path_and_query().is_none_or(|p| p == "/")
+                    });
+                if !ok {
+                    return Err((
+                        key,
+                        format!("`{u}` is not an http(s) URL with a host and no path"),
+                    ));
+                }
+            }
+        }
+        if self.region.is_empty() {
+            return Err(("region", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The core broker this connection describes.
+    pub fn broker_kind(&self) -> hoopguard_core::aws::broker::BrokerKind {
+        use hoopguard_core::aws::broker::{BrokerKind, Brokered};
+        match self.broker {
+            BrokerName::AssumeRole => BrokerKind::AssumeRole {
+                role_arn: self.role_arn.clone().unwrap_or_default(),
+                duration: self.duration,
+                session_policy: self.session_policy.clone(),
+                external_id: self.external_id.clone(),
+            },
+            BrokerName::WebIdentity => BrokerKind::WebIdentity {
+                role_arn: self.role_arn.clone().unwrap_or_default(),
+                duration: self.duration,
+            },
+            BrokerName::Static => BrokerKind::Static(Brokered {
+                access_key_id: self.access_key_id.clone().unwrap_or_default(),
+                secret_access_key: self.secret_access_key.clone().unwrap_or_default(),
+                session_token: self.session_token.clone().filter(|t| !t.is_empty()),
+                expires: None,
+            }),
+        }
+    }
+
+    /// The STS endpoint override, if any.
+    pub fn sts_endpoint(&self) -> Option<&str> {
+        self.sts_endpoint.as_deref().or(self.endpoint.as_deref())
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_upstream_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_creds_ttl() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// `[policy]`.
@@ -265,6 +440,24 @@ impl Config {
                 let key = if path == "." { String::new() } else { path };
                 err(key, e.into_inner().message().to_string())
             })?;
+        let mut cfg = cfg;
+        // `${VAR:-}` gives an empty string: an empty optional setting is an absent one.
+        for conn in cfg.aws.connections.values_mut() {
+            for v in [
+                &mut conn.role_arn,
+                &mut conn.session_policy,
+                &mut conn.external_id,
+                &mut conn.endpoint,
+                &mut conn.sts_endpoint,
+                &mut conn.access_key_id,
+                &mut conn.secret_access_key,
+                &mut conn.session_token,
+            ] {
+                if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                    *v = None;
+                }
+            }
+        }
         cfg.validate().map_err(|(k, m)| err(k, m))?;
         Ok(cfg)
     }
@@ -319,16 +512,22 @@ impl Config {
                 "must be at least 5m (SDKs refresh a few minutes before expiry)".into(),
             ));
         }
-        if let Some(c) = self.aws.connections.iter().find(|c| {
-            c.is_empty()
-                || !c
+        for (name, conn) in &self.aws.connections {
+            if name.is_empty()
+                || !name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        }) {
-            return Err((
-                "aws.connections".into(),
-                format!("`{c}` is not a connection name (letters, digits, - and _)"),
-            ));
+            {
+                return Err((
+                    format!("aws.connections.{name}"),
+                    format!("`{name}` is not a connection name (letters, digits, - and _)"),
+                ));
+            }
+            conn.validate()
+                .map_err(|(k, m)| (format!("aws.connections.{name}.{k}"), m))?;
+        }
+        if self.aws.max_policy_body == 0 {
+            return Err(("aws.max_policy_body".into(), "must be more than 0".into()));
         }
         if let Err(e) = Engine::new(&self.mask) {
             return Err((format!("mask.{}", e.key), e.message));

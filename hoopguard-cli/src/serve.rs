@@ -10,6 +10,7 @@
 //! Shutdown (SIGINT/SIGTERM, or the future given to [`run`]) stops accepting, lets in-flight calls
 //! finish for up to `server.shutdown_grace`, then returns.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,6 +124,11 @@ pub async fn run(
         }
     });
 
+    let mask_engine = Arc::new(
+        hoopguard_core::mask::Engine::new(&cfg.mask)
+            .map_err(|e| format!("mask.{}: {}", e.key, e.message))?,
+    );
+
     // Bind everything first, so a busy port fails the start rather than half of it.
     let mut bound = Vec::new();
     for (name, l) in cfg.listener_list() {
@@ -134,14 +140,18 @@ pub async fn run(
         })?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let router = match name {
-            "aws" => crate::aws::router(
-                verifier.clone(),
-                minter.clone(),
-                guard.clone(),
-                recorder.clone(),
-                cfg.aws.connections.clone(),
-                cfg.aws.credentials_ttl,
-            )
+            "aws" => crate::aws::router(crate::aws::AwsSetup {
+                verifier: verifier.clone(),
+                minter: minter.clone(),
+                guard: guard.clone(),
+                recorder: recorder.clone(),
+                connections: connections(&cfg).await,
+                ttl: cfg.aws.credentials_ttl,
+                upstream_timeout: cfg.aws.upstream_timeout,
+                max_body: cfg.aws.max_policy_body,
+                mask: mask_engine.clone(),
+                client: crate::aws::client()?,
+            })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
             "mcp" => not_built_yet("MCP")
                 .layer(AuthLayer::new(verifier.clone()))
@@ -277,4 +287,35 @@ fn reload_on_sighup(path: std::path::PathBuf, guard: Guard) {
     });
     #[cfg(not(unix))]
     let _ = (path, guard);
+}
+
+/// The configured AWS connections with their brokers.
+async fn connections(cfg: &Config) -> HashMap<String, crate::aws::Connection> {
+    let mut out = HashMap::new();
+    for (name, c) in &cfg.aws.connections {
+        let kind = c.broker_kind();
+        if let hoopguard_core::aws::broker::BrokerKind::Static(creds) = &kind {
+            if creds.access_key_id.is_empty() {
+                tracing::warn!(
+                    connection = %name,
+                    "AWS connection `{name}` uses the static broker without credentials: its calls are refused until access_key_id and secret_access_key are set"
+                );
+            } else {
+                tracing::warn!(
+                    connection = %name,
+                    "AWS connection `{name}` uses the STATIC broker: every agent shares one set of keys and AWS cannot tell them apart. For local development only; use assume_role in production"
+                );
+            }
+        }
+        let broker =
+            hoopguard_core::aws::broker::Broker::new(kind, &c.region, c.sts_endpoint()).await;
+        out.insert(
+            name.clone(),
+            crate::aws::Connection {
+                broker,
+                endpoint: c.endpoint.clone(),
+            },
+        );
+    }
+    out
 }

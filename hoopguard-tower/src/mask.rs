@@ -64,6 +64,7 @@ const BINARY: &[&str] = &[
     "video/",
     "font/",
     "application/octet-stream",
+    "binary/octet-stream",
     "application/zip",
     "application/gzip",
     "application/x-tar",
@@ -150,6 +151,8 @@ where
         req.headers_mut()
             .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         ResponseFuture {
+            // A HEAD answer has no body, and its Content-Length describes the resource.
+            head: req.method() == http::Method::HEAD,
             inner: self.inner.call(req),
             engine: Some(self.engine.clone()),
             passthrough: self.passthrough.clone(),
@@ -165,6 +168,7 @@ pin_project! {
         inner: F,
         engine: Option<Arc<Engine>>,
         passthrough: Arc<Vec<String>>,
+        head: bool,
     }
 }
 
@@ -180,6 +184,10 @@ where
         let this = self.project();
         let resp = std::task::ready!(this.inner.poll(cx))?;
         let engine = this.engine.take().expect("polled after completion");
+        if *this.head {
+            let (parts, body) = resp.into_parts();
+            return Poll::Ready(Ok(Response::from_parts(parts, MaskBody::passthrough(body))));
+        }
         Poll::Ready(Ok(wrap(resp, engine, this.passthrough)))
     }
 }

@@ -168,7 +168,11 @@ fn serve_refuses_to_start_on_a_busy_port() {
 #[test]
 fn dev_token_is_accepted_by_serve_and_refused_where_not_enabled() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(dir.path(), "[identity.dev_issuer]\nenabled = true\n", &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        "[identity.dev_issuer]\nenabled = true\n[aws.connections.default]\nbroker = \"static\"\n",
+        &[],
+    );
     let config = gw.config.to_str().unwrap();
 
     let (st, token, err) = run_hoopguard(

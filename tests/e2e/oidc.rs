@@ -7,7 +7,7 @@ use crate::support::{Gateway, OidcProvider, reqwest::blocking_client};
 
 fn issuer_config(provider: &OidcProvider, extra: &str) -> String {
     format!(
-        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"hoopguard\"]\njwks_min_refresh_interval = \"1s\"\n{extra}",
+        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"hoopguard\"]\njwks_min_refresh_interval = \"1s\"\n{extra}\n[aws.connections.default]\nbroker = \"static\"\n",
         provider.issuer()
     )
 }

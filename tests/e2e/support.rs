@@ -299,6 +299,11 @@ impl GatewayPorts {
 impl Gateway {
     /// Writes `extra` after the listeners into a config file and starts `hoopguard serve` on it.
     pub fn start(dir: &Path, extra: &str, args: &[&str]) -> Gateway {
+        Gateway::start_with_env(dir, extra, args, &[])
+    }
+
+    /// [`Gateway::start`] with extra environment variables, and none of the caller's `AWS_*`.
+    pub fn start_with_env(dir: &Path, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let ports = GatewayPorts::new();
         let data_dir = dir.join("data");
         let config = dir.join("hoopguard.toml");
@@ -309,6 +314,16 @@ impl Gateway {
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(k);
+        }
+        // The gateway's own AWS credentials come from the environment only.
+        cmd.env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let proc = Proc::spawn(cmd, dir.join("hoopguard.log"));
         wait_for_port(ports.admin, Duration::from_secs(30));
         Gateway {
@@ -338,4 +353,60 @@ pub fn run_hoopguard(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, Vec<u8
         out.stdout,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// moto in server mode with signature checking on (PyPI `moto[server]`), prepared by
+/// `tests/peers/moto_setup.py`: the gateway's IAM user and access key, and the role agents get.
+pub struct Moto {
+    pub port: u16,
+    pub gateway_key_id: String,
+    pub gateway_secret: String,
+    pub role_arn: String,
+    _proc: Proc,
+}
+
+impl Moto {
+    pub fn start(dir: &Path) -> Moto {
+        let port = free_port();
+        let mut cmd = Command::new(venv().join("bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Exactly the setup script's requests are unauthenticated; every later one is checked.
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "5")
+            .stdin(Stdio::null());
+        let proc = Proc::spawn(cmd, dir.join("moto.log"));
+        // moto spends its no-auth budget on any HTTP request: wait on the port, not on a probe.
+        wait_for_port(port, Duration::from_secs(60));
+        let out = Command::new(venv().join("bin/python"))
+            .arg(root().join("tests/peers/moto_setup.py"))
+            .arg(format!("http://127.0.0.1:{port}"))
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .expect("run moto_setup.py");
+        assert!(
+            out.status.success(),
+            "moto setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup JSON");
+        let s = |k: &str| v[k].as_str().expect(k).to_string();
+        Moto {
+            port,
+            gateway_key_id: s("access_key_id"),
+            gateway_secret: s("secret_access_key"),
+            role_arn: s("role_arn"),
+            _proc: proc,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment that gives hoopguard the gateway's own credentials.
+    pub fn gateway_env(&self) -> [(&str, &str); 2] {
+        [
+            ("AWS_ACCESS_KEY_ID", self.gateway_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.gateway_secret.as_str()),
+        ]
+    }
 }

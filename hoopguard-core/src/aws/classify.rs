@@ -123,6 +123,14 @@ fn s3(p: &Parts<'_>) -> Result<Classified, String> {
             .split('&')
             .any(|q| q == name || q.starts_with(&format!("{name}=")))
     };
+    // Only these parameters leave an object read or write what it is; any other names a
+    // subresource (`?acl`, `?tagging`, …) that is another operation.
+    let plain = |allowed: &[&str]| {
+        p.query.split('&').all(|kv| {
+            let k = kv.split('=').next().unwrap_or("");
+            k.is_empty() || k == "x-id" || allowed.contains(&k) || k.starts_with("response-")
+        })
+    };
     let (op, action): (&str, &str) =
         match (p.method, bucket.is_empty(), key.filter(|k| !k.is_empty())) {
             ("GET", true, _) => ("ListBuckets", "ListAllMyBuckets"),
@@ -135,13 +143,35 @@ fn s3(p: &Parts<'_>) -> Result<Classified, String> {
             ("PUT", false, None) if has("policy") => ("PutBucketPolicy", "PutBucketPolicy"),
             ("DELETE", false, None) if p.query.is_empty() => ("DeleteBucket", "DeleteBucket"),
             ("POST", false, None) if has("delete") => ("DeleteObjects", "DeleteObject"),
-            ("GET", false, Some(_)) if p.query.is_empty() || !p.query.contains("uploadId") => {
+            ("GET", false, None) if has("uploads") => {
+                ("ListMultipartUploads", "ListBucketMultipartUploads")
+            }
+            ("GET", false, Some(_)) if plain(&["versionId", "partNumber"]) => {
                 ("GetObject", "GetObject")
             }
-            ("HEAD", false, Some(_)) => ("HeadObject", "GetObject"),
-            ("PUT", false, Some(_)) if p.copy_source.is_some() => ("CopyObject", "PutObject"),
-            ("PUT", false, Some(_)) => ("PutObject", "PutObject"),
-            ("DELETE", false, Some(_)) if !has("uploadId") => ("DeleteObject", "DeleteObject"),
+            ("GET", false, Some(_)) if has("uploadId") => ("ListParts", "ListMultipartUploadParts"),
+            ("GET", false, Some(_)) if has("tagging") => ("GetObjectTagging", "GetObjectTagging"),
+            ("GET", false, Some(_)) if has("acl") => ("GetObjectAcl", "GetObjectAcl"),
+            ("HEAD", false, Some(_)) if plain(&["versionId", "partNumber"]) => {
+                ("HeadObject", "GetObject")
+            }
+            ("POST", false, Some(_)) if has("uploads") => ("CreateMultipartUpload", "PutObject"),
+            ("POST", false, Some(_)) if has("uploadId") => ("CompleteMultipartUpload", "PutObject"),
+            ("PUT", false, Some(_)) if has("uploadId") && p.copy_source.is_some() => {
+                ("UploadPartCopy", "PutObject")
+            }
+            ("PUT", false, Some(_)) if has("uploadId") && has("partNumber") => {
+                ("UploadPart", "PutObject")
+            }
+            ("PUT", false, Some(_)) if has("tagging") => ("PutObjectTagging", "PutObjectTagging"),
+            ("PUT", false, Some(_)) if plain(&[]) && p.copy_source.is_some() => {
+                ("CopyObject", "PutObject")
+            }
+            ("PUT", false, Some(_)) if plain(&[]) => ("PutObject", "PutObject"),
+            ("DELETE", false, Some(_)) if has("uploadId") => {
+                ("AbortMultipartUpload", "AbortMultipartUpload")
+            }
+            ("DELETE", false, Some(_)) if plain(&["versionId"]) => ("DeleteObject", "DeleteObject"),
             _ => {
                 return Err(format!(
                     "S3 {} {} is not an operation this version of hoopguard classifies",
@@ -214,6 +244,88 @@ mod tests {
             actions.last().unwrap().action.clone(),
             actions.last().unwrap().resources.clone(),
         )
+    }
+
+    #[test]
+    fn s3_multipart_and_subresources_are_their_own_operations() {
+        for (method, path, query, op, act) in [
+            (
+                "POST",
+                "/b/k",
+                "uploads",
+                "CreateMultipartUpload",
+                "s3:PutObject",
+            ),
+            (
+                "PUT",
+                "/b/k",
+                "partNumber=1&uploadId=x",
+                "UploadPart",
+                "s3:PutObject",
+            ),
+            (
+                "POST",
+                "/b/k",
+                "uploadId=x",
+                "CompleteMultipartUpload",
+                "s3:PutObject",
+            ),
+            (
+                "DELETE",
+                "/b/k",
+                "uploadId=x",
+                "AbortMultipartUpload",
+                "s3:AbortMultipartUpload",
+            ),
+            (
+                "GET",
+                "/b/k",
+                "uploadId=x",
+                "ListParts",
+                "s3:ListMultipartUploadParts",
+            ),
+            (
+                "GET",
+                "/b",
+                "uploads",
+                "ListMultipartUploads",
+                "s3:ListBucketMultipartUploads",
+            ),
+            (
+                "GET",
+                "/b/k",
+                "versionId=3&response-content-type=x",
+                "GetObject",
+                "s3:GetObject",
+            ),
+            (
+                "GET",
+                "/b/k",
+                "tagging",
+                "GetObjectTagging",
+                "s3:GetObjectTagging",
+            ),
+            ("GET", "/b/k", "acl", "GetObjectAcl", "s3:GetObjectAcl"),
+            ("PUT", "/b/k", "x-id=PutObject", "PutObject", "s3:PutObject"),
+        ] {
+            let c = classify(&parts(method, path, query, b"", "s3")).unwrap();
+            assert_eq!(
+                (c.operation.as_str(), action(&c).0.as_str()),
+                (op, act),
+                "{method} {path}?{query}"
+            );
+        }
+        // A subresource hoopguard does not know is not read as the object itself.
+        for (method, query) in [
+            ("GET", "retention"),
+            ("PUT", "legal-hold"),
+            ("DELETE", "tagging"),
+        ] {
+            assert!(
+                classify(&parts(method, "/b/k", query, b"", "s3")).is_err(),
+                "{method} ?{query}"
+            );
+        }
     }
 
     #[test]

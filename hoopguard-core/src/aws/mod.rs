@@ -27,7 +27,10 @@
 //! assert_eq!(minter.access_key_id(&session), creds.access_key_id);
 //! ```
 
+pub mod broker;
+pub mod chunked;
 pub mod classify;
+pub mod resign;
 mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

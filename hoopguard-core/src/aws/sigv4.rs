@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{digest, hmac};
 
+use super::chunked::ChunkSeed;
 use super::{CredError, Minter, Session};
 
 /// How far a request's `X-Amz-Date` may be from the gateway's clock.
@@ -47,6 +48,14 @@ pub struct Verified {
     pub region: String,
     /// The service of the credential scope.
     pub service: String,
+    seed: ChunkSeed,
+}
+
+impl Verified {
+    /// What the signatures of an `aws-chunked` body's chunks are chained from.
+    pub fn chunk_seed(&self) -> ChunkSeed {
+        self.seed.clone()
+    }
 }
 
 /// Why a request's signature was refused. [`SigError::aws_code`] gives the error code AWS itself
@@ -271,7 +280,7 @@ fn hex_sha256(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data))
 }
 
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
     let mut k = hmac::sign(
         &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
         date.as_bytes(),
@@ -415,6 +424,15 @@ pub fn verify_request(
         session,
         region: auth.region.to_string(),
         service: auth.service.to_string(),
+        seed: ChunkSeed {
+            key,
+            amz_date: amz_date.to_string(),
+            scope: format!(
+                "{}/{}/{}/aws4_request",
+                auth.date, auth.region, auth.service
+            ),
+            signature: given,
+        },
     })
 }
 

@@ -1,0 +1,46 @@
+"""boto3, configured only by the container-credentials variables and AWS_ENDPOINT_URL, calls AWS
+through hoopguard. Prints one JSON object with what came back; with `tricks`, also sends the
+header tricks (a signed X-Forwarded-Host, a signed Host of another server) and an oversized body.
+"""
+import json
+import sys
+
+import boto3
+from botocore.config import Config
+
+cfg = Config(retries={"max_attempts": 1})
+out = {}
+sts = boto3.client("sts", config=cfg)
+out["arn"] = sts.get_caller_identity()["Arn"]
+ddb = boto3.client("dynamodb", config=cfg)
+out["item"] = ddb.get_item(TableName="notes", Key={"id": {"S": "1"}}).get("Item")
+
+
+def error_of(call):
+    try:
+        call()
+        return "no error"
+    except Exception as e:  # the SDK's own rendering of hoopguard's refusal
+        return str(e)
+
+
+if "tricks" in sys.argv:
+    def add(name, value):
+        def hook(request, **_):
+            request.headers[name] = value
+        return hook
+
+    forwarded = boto3.client("sts", config=cfg)
+    forwarded.meta.events.register("before-sign.sts.*", add("X-Forwarded-Host", "evil.example"))
+    out["x_forwarded_host"] = error_of(forwarded.get_caller_identity)
+
+    host = boto3.client("sts", config=cfg)
+    host.meta.events.register("before-sign.sts.*", add("Host", "evil.example"))
+    try:
+        out["host_trick_arn"] = host.get_caller_identity()["Arn"]
+    except Exception as e:
+        out["host_trick_arn"] = str(e)
+
+    out["oversized"] = error_of(lambda: ddb.put_item(
+        TableName="notes", Item={"id": {"S": "big"}, "blob": {"S": "x" * 200_000}}))
+print(json.dumps(out))
