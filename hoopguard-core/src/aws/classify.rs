@@ -5,6 +5,7 @@
 //! path. Everything else — the rest-json and rest-xml services, which need the route table built
 //! from the botocore models — is not classified, and an unclassified call is refused.
 
+use super::routes;
 use crate::policy::{AwsAction, Call};
 
 /// A classified call.
@@ -88,27 +89,53 @@ pub fn classify(p: &Parts<'_>) -> Result<Classified, String> {
         },
         operation: op,
     };
+    // Every operation named by the request must be one of the service's.
+    let known = |op: String, how: &str| {
+        if routes::has_operation(p.service, &op) {
+            Ok(one(op, Vec::new()))
+        } else {
+            Err(format!(
+                "{how} names `{op}`, which is not an operation of `{}`",
+                p.service
+            ))
+        }
+    };
+    if p.service == "s3" {
+        return s3(p);
+    }
+    if !routes::knows_service(p.service) {
+        return Err(format!(
+            "`{}` is not a service in hoopguard's route table",
+            p.service
+        ));
+    }
     if let Some(target) = p.target {
         let op = target.rsplit('.').next().unwrap_or("");
         if op.is_empty() || !op.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(format!("X-Amz-Target `{target}` names no operation"));
         }
-        return Ok(one(op.to_string(), Vec::new()));
+        return known(op.to_string(), "X-Amz-Target");
     }
-    if p.service == "s3" {
-        return s3(p);
+    // RPC v2 CBOR: `POST /service/{ServiceName}/operation/{Operation}`.
+    if let Some(rest) = p.path.strip_prefix("/service/") {
+        if let Some((_, op)) = rest.split_once("/operation/") {
+            return known(op.to_string(), "the RPC v2 path");
+        }
     }
     let form = std::str::from_utf8(p.body).unwrap_or("");
     if let Some(op) = form_value(form, "Action").or_else(|| form_value(p.query, "Action")) {
         if op.is_empty() || !op.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(format!("`Action={op}` is not an operation name"));
         }
-        return Ok(one(op, Vec::new()));
+        return known(op, "Action=");
     }
-    Err(format!(
-        "{} {} for `{}` uses a REST protocol whose route table is not built into this version of hoopguard",
-        p.method, p.path, p.service
-    ))
+    match routes::rest_operation(p.service, p.method, p.path, p.query) {
+        Some(op) => Ok(one(op.to_string(), Vec::new())),
+        None => Err(format!(
+            "{} {} matches no operation of `{}` in hoopguard's route table",
+            p.method, p.path, p.service
+        )),
+    }
 }
 
 /// The common S3 operations, path-style (`/bucket/key`).
@@ -397,11 +424,24 @@ mod tests {
 
     #[test]
     fn what_cannot_be_classified_is_an_error() {
-        assert!(classify(&parts("GET", "/2015-03-31/functions", "", b"", "lambda")).is_err());
+        assert!(classify(&parts("GET", "/2015-03-31/nothing-here", "", b"", "lambda")).is_err());
+        assert!(classify(&parts("POST", "/", "", b"Action=ListThings", "made-up")).is_err());
+        assert!(
+            classify(&parts(
+                "POST",
+                "/",
+                "",
+                b"Action=TerminateEverything",
+                "ec2"
+            ))
+            .is_err()
+        );
         assert!(classify(&parts("POST", "/", "", b"Action=Bad%20Op", "sts")).is_err());
         assert!(classify(&parts("PATCH", "/b/k", "", b"", "s3")).is_err());
         let mut p = parts("POST", "/", "", b"", "dynamodb");
         p.target = Some("DynamoDB_20120810.");
+        assert!(classify(&p).is_err());
+        p.target = Some("DynamoDB_20120810.DropEverything");
         assert!(classify(&p).is_err());
     }
 }

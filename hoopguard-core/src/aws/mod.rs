@@ -31,6 +31,7 @@ pub mod broker;
 pub mod chunked;
 pub mod classify;
 pub mod resign;
+mod routes;
 mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
