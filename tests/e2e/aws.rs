@@ -385,8 +385,26 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         ),
         "{out}"
     );
-    // A REST service whose routes are not classified yet: refused, never passed.
+    // REST-JSON, classified from the generated route table: denied by default like any other.
     let (_, out) = aws(&gw, &token, &["lambda", "list-functions"], &[]);
+    assert!(
+        out.contains("no rule allows `lambda:ListFunctions`"),
+        "{out}"
+    );
+    // An S3 subresource outside the hand-written S3 table: refused, never passed as GetObject.
+    let (_, out) = aws(
+        &gw,
+        &token,
+        &[
+            "s3api",
+            "get-object-retention",
+            "--bucket",
+            "team-bucket",
+            "--key",
+            "big.bin",
+        ],
+        &[],
+    );
     assert!(
         out.contains("(AccessDenied)") && out.contains("could not classify"),
         "{out}"
