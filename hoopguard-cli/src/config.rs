@@ -40,9 +40,56 @@ pub struct Config {
     /// Masking of responses (and of `hoopguard mask`).
     #[serde(default)]
     pub mask: MaskConfig,
+    /// Session recording.
+    #[serde(default)]
+    pub record: RecordConfig,
     /// The AWS data path.
     #[serde(default)]
     pub aws: AwsConfig,
+}
+
+/// `[record]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// `every_event` (fsync before a call goes on: nothing acknowledged is lost) or `batched`
+    /// (fsync every `sync_interval`: a crash may lose the last interval, never corrupt earlier
+    /// events). Default `every_event`.
+    #[serde(default = "default_durability")]
+    pub durability: DurabilityName,
+    /// How often batched recordings are flushed to disk. Default `1s`.
+    #[serde(
+        default = "default_sync_interval",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub sync_interval: Duration,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            durability: default_durability(),
+            sync_interval: default_sync_interval(),
+        }
+    }
+}
+
+/// Durability settings by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityName {
+    /// fsync every event.
+    EveryEvent,
+    /// fsync on an interval.
+    Batched,
+}
+
+fn default_durability() -> DurabilityName {
+    DurabilityName::EveryEvent
+}
+
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// `[aws]`.

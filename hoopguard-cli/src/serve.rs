@@ -102,7 +102,14 @@ pub async fn run(
     let recorder = Arc::new(
         hoopguard_core::record::Recorder::open(
             &recordings,
-            hoopguard_core::record::Durability::EveryEvent,
+            match cfg.record.durability {
+                crate::config::DurabilityName::EveryEvent => {
+                    hoopguard_core::record::Durability::EveryEvent
+                }
+                crate::config::DurabilityName::Batched => {
+                    hoopguard_core::record::Durability::Batched
+                }
+            },
         )
         .map_err(|e| {
             format!(
@@ -111,6 +118,19 @@ pub async fn run(
             )
         })?,
     );
+    if cfg.record.durability == crate::config::DurabilityName::Batched {
+        let r = recorder.clone();
+        let every = cfg.record.sync_interval.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = r.sync() {
+                    tracing::error!(error = %e, "cannot flush the recordings to disk");
+                }
+            }
+        });
+    }
     let minter = Arc::new(match &cfg.aws.gateway_key {
         Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes()),
         None => {

@@ -106,6 +106,9 @@ struct Head {
 struct Open {
     file: File,
     head: Head,
+    /// The head record, rewritten in place after every event (no new file per event: creating
+    /// and renaming one made the filesystem flush on every call).
+    head_file: Option<File>,
 }
 
 /// Appends events to session recordings under one directory.
@@ -196,7 +199,14 @@ impl Recorder {
                 .append(true)
                 .open(&path)
                 .map_err(io(&path))?;
-            open.insert(session.to_string(), Open { file, head });
+            open.insert(
+                session.to_string(),
+                Open {
+                    file,
+                    head,
+                    head_file: None,
+                },
+            );
         }
         let path = self.path(session);
         let slot = open.get_mut(session).expect("inserted above");
@@ -221,7 +231,22 @@ impl Recorder {
             seq: event.seq,
             hash: line_hash(&line[..line.len() - 1]),
         };
-        write_head(&self.dir, session, &slot.head, self.durability)?;
+        let head_path = head_path(&self.dir, session);
+        if slot.head_file.is_none() {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&head_path)
+                .map_err(io(&head_path))?;
+            slot.head_file = Some(f);
+        }
+        let head_file = slot.head_file.as_ref().expect("opened above");
+        write_head_in_place(head_file, &slot.head).map_err(io(&head_path))?;
+        if self.durability == Durability::EveryEvent {
+            head_file.sync_data().map_err(io(&head_path))?;
+        }
         Ok(event)
     }
 
@@ -289,6 +314,22 @@ fn read_head(dir: &Path, session: &str) -> Result<Head, RecordError> {
         }
         Err(e) => Err(io(&path)(e)),
     }
+}
+
+/// The size every head record is padded to, so rewriting it in place never leaves old bytes
+/// behind (JSON allows the trailing spaces).
+const HEAD_LEN: usize = 128;
+
+/// Rewrites the head record in place: one write of [`HEAD_LEN`] bytes at offset 0.
+fn write_head_in_place(file: &File, head: &Head) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = serde_json::to_vec(head).map_err(std::io::Error::other)?;
+    if bytes.len() < HEAD_LEN {
+        bytes.resize(HEAD_LEN, b' ');
+    }
+    // Every head is padded to the same length, and the record is at most that long, so one
+    // write covers whatever was there before.
+    file.write_all_at(&bytes, 0)
 }
 
 /// Replaces the head record atomically (write a temporary file, rename).
