@@ -28,7 +28,7 @@ use hoopguard_core::aws::classify::{Classified, Parts, classify};
 use hoopguard_core::aws::resign::{
     Payload as Signed, forward_headers, sign as resign, upstream_base,
 };
-use hoopguard_core::aws::{Minter, SigError, Verified, verify_request};
+use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, SigError, Verified, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
 use hoopguard_core::mask::Engine;
 use hoopguard_core::record::Recorder;
@@ -161,7 +161,7 @@ enum ErrorFormat {
     QueryXml,
 }
 
-fn error_format(headers: &HeaderMap) -> ErrorFormat {
+fn error_format(headers: &HeaderMap, query: &str) -> ErrorFormat {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -169,11 +169,7 @@ fn error_format(headers: &HeaderMap) -> ErrorFormat {
     if headers.contains_key("x-amz-target") || ctype.contains("json") {
         return ErrorFormat::Json;
     }
-    let service = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3));
+    let service = scope_service(headers).or_else(|| presigned_service(query));
     if service == Some("s3") {
         ErrorFormat::S3Xml
     } else {
@@ -280,6 +276,14 @@ fn scope_service(headers: &HeaderMap) -> Option<&str> {
         .nth(3)
 }
 
+/// The service of a presigned URL's credential scope (`X-Amz-Credential=KEY%2FDATE%2FREGION%2FSERVICE…`).
+fn presigned_service(query: &str) -> Option<&str> {
+    let cred = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?;
+    cred.split("%2F").nth(3)
+}
+
 /// How the payload of a call reaches upstream.
 enum Payload {
     /// Buffered, inspected, forwarded as is.
@@ -295,7 +299,7 @@ enum Payload {
 async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let format = error_format(&parts.headers);
+    let format = error_format(&parts.headers, parts.uri.query().unwrap_or(""));
     let refuse = |status, code: &str, msg: &str| aws_error(&format, status, code, msg);
     if ["x-forwarded-host", "forwarded", "x-forwarded-server"]
         .iter()
@@ -400,6 +404,20 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         }
         _ => Payload::Buffered(buffered),
     };
+    // A presigned URL's signature is the caller's: it neither names an operation nor goes
+    // upstream.
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| {
+            let signature = verified.presigned
+                && PRESIGN_PARAMS.contains(&kv.split('=').next().unwrap_or(""));
+            !kv.is_empty() && !signature
+        })
+        .collect::<Vec<_>>()
+        .join("&");
     let inspected: &[u8] = match &payload {
         Payload::Buffered(b) => b,
         _ => &[],
@@ -407,7 +425,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     let classified = match classify(&Parts {
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
+        query: &query,
         target: header(&parts.headers, "x-amz-target"),
         copy_source: header(&parts.headers, "x-amz-copy-source"),
         body: inspected,
@@ -478,7 +496,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             );
         }
     }
-    let resp = forward(&state, &parts, &verified, payload).await;
+    let resp = forward(&state, &parts, &query, &verified, payload).await;
     let resp = match resp {
         Ok(r) => r,
         Err((status, code, msg)) => {
@@ -503,6 +521,7 @@ type Refusal = (StatusCode, &'static str, String);
 async fn forward(
     state: &AwsState,
     parts: &axum::http::request::Parts,
+    query: &str,
     verified: &Verified,
     payload: Payload,
 ) -> Result<Response, Refusal> {
@@ -533,12 +552,11 @@ async fn forward(
         conn.endpoint.as_deref(),
     )
     .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let url = format!("{base}{pq}");
+    let url = if query.is_empty() {
+        format!("{base}{}", parts.uri.path())
+    } else {
+        format!("{base}{}?{query}", parts.uri.path())
+    };
     let dechunked = matches!(payload, Payload::Chunked(..));
     let mut headers = forward_headers(&parts.headers, dechunked);
     let length = |n: u64| HeaderValue::from(n);

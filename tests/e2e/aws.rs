@@ -166,6 +166,34 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         "the download differs from the upload"
     );
 
+    // The CLI presigns S3 URLs with SigV2: refused. boto3 presigns with SigV4 and the
+    // pseudo-credentials: hoopguard checks the URL and fetches the object with the brokered
+    // credentials; altered, it is refused.
+    let out = aws_ok(&gw, &token, &["s3", "presign", "s3://team-bucket/big.bin"]);
+    let resp = blocking_client().get(out.trim()).send().unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().unwrap().contains("SigV2"));
+    let (ok, out) = python(&gw, &token, "boto3_calls.py", &["presign"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let url = v["presigned"].as_str().unwrap().to_string();
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("HGPK"),
+        "{url}"
+    );
+    let resp = blocking_client().get(&url).send().unwrap();
+    assert_eq!(resp.status(), 200, "{url}: {:?}", resp.text());
+    assert!(
+        resp.bytes().unwrap()[..] == data[..],
+        "the presigned download differs"
+    );
+    let resp = blocking_client()
+        .get(url.replace("big.bin", "other.bin"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().unwrap().contains("SignatureDoesNotMatch"));
+
     // An aws-chunked upload (unsigned chunks with a checksum trailer), signed by botocore:
     // de-framed on the way, so the stored object is the plain bytes.
     let small = dir.path().join("chunked.txt");

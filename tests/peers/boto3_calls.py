@@ -1,6 +1,7 @@
 """boto3, configured only by the container-credentials variables and AWS_ENDPOINT_URL, calls AWS
 through hoopguard. Prints one JSON object with what came back; with `tricks`, also sends the
-header tricks (a signed X-Forwarded-Host, a signed Host of another server) and an oversized body.
+header tricks (a signed X-Forwarded-Host, a signed Host of another server) and an oversized body;
+with `presign`, only presigns (SigV4, locally) a GET of s3://team-bucket/big.bin.
 """
 import json
 import sys
@@ -10,10 +11,11 @@ from botocore.config import Config
 
 cfg = Config(retries={"max_attempts": 1})
 out = {}
-sts = boto3.client("sts", config=cfg)
-out["arn"] = sts.get_caller_identity()["Arn"]
 ddb = boto3.client("dynamodb", config=cfg)
-out["item"] = ddb.get_item(TableName="notes", Key={"id": {"S": "1"}}).get("Item")
+if "presign" not in sys.argv:
+    sts = boto3.client("sts", config=cfg)
+    out["arn"] = sts.get_caller_identity()["Arn"]
+    out["item"] = ddb.get_item(TableName="notes", Key={"id": {"S": "1"}}).get("Item")
 
 
 def error_of(call):
@@ -43,4 +45,8 @@ if "tricks" in sys.argv:
 
     out["oversized"] = error_of(lambda: ddb.put_item(
         TableName="notes", Item={"id": {"S": "big"}, "blob": {"S": "x" * 200_000}}))
+if "presign" in sys.argv:
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4", retries={"max_attempts": 1}))
+    out["presigned"] = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "team-bucket", "Key": "big.bin"}, ExpiresIn=300)
 print(json.dumps(out))

@@ -1,15 +1,19 @@
-//! The AWS side: pseudo-credentials that only hoopguard accepts, and verification of the
-//! caller's SigV4 signature made with them.
+//! The AWS side, without HTTP servers: pseudo-credentials that only hoopguard accepts, caller
+//! SigV4 verification, classification, brokers and re-signing.
 //!
 //! [`Minter`] turns a verified [`Identity`] into container-credentials JSON
 //! (`AccessKeyId`, `SecretAccessKey`, `Token`, `Expiration`). Nothing is stored: the `Token` is
 //! a MAC-sealed blob naming the session, subject, groups, connection and expiry, and the key id
 //! and secret are derived from the session id with the gateway key, so any replica holding the
-//! same key can check a request. [`verify_request`] recomputes the caller's SigV4 signature with
-//! the derived secret and compares in constant time.
+//! same key can check a request. [`verify_request`] recomputes the caller's SigV4 signature (in
+//! `Authorization`, or in the query of a URL presigned with the pseudo-credentials) with the
+//! derived secret and compares in constant time.
 //!
-//! [`classify`] says what a call does, for the policy. Not built yet (issue #4): the route table
-//! for REST services, brokering, re-signing, forwarding, presigned URLs and `aws-chunked` bodies.
+//! * [`classify`](mod@classify): what a call does, for the policy (a route table generated from
+//!   the botocore models; S3 by hand).
+//! * [`broker`]: the short-lived real credentials a call is re-signed with.
+//! * [`resign`]: the upstream host, the forwarded headers, the new signature.
+//! * [`chunked`]: de-framing `aws-chunked` upload bodies, chunk signatures checked.
 //!
 //! # Example
 //!
@@ -42,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
-pub use sigv4::{MAX_SKEW, Request, SigError, Verified, verify_request};
+pub use sigv4::{MAX_SKEW, PRESIGN_PARAMS, Request, SigError, Verified, verify_request};
 
 /// Hex SHA-256 of a payload, as SigV4 wants it.
 pub fn sha256_hex(payload: &[u8]) -> String {

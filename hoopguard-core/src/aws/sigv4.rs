@@ -48,6 +48,8 @@ pub struct Verified {
     pub region: String,
     /// The service of the credential scope.
     pub service: String,
+    /// Signed in the query (a presigned URL) rather than in `Authorization`.
+    pub presigned: bool,
     seed: ChunkSeed,
 }
 
@@ -337,47 +339,78 @@ fn string_to_sign(
     ))
 }
 
-/// Verifies `req`'s SigV4 signature against the pseudo-credentials it names.
+/// The longest a presigned URL may be valid (SigV4's own limit: 7 days).
+const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The query parameters that carry a presigned request's signature.
+pub const PRESIGN_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+];
+
+/// What a request presents to be checked, from its headers or its presigned query.
+struct Presented {
+    auth: String,
+    amz_date: String,
+    token: Option<String>,
+    /// The query as signed (a presigned URL's signature is not part of it).
+    query: String,
+    payload: Option<String>,
+    presigned: bool,
+}
+
+/// Verifies `req`'s SigV4 signature against the pseudo-credentials it names: in the
+/// `Authorization` header, or in the query of a URL presigned with them.
 pub fn verify_request(
     minter: &Minter,
     req: &Request<'_>,
     now: SystemTime,
 ) -> Result<Verified, SigError> {
-    let Some(auth) = req.header("authorization") else {
-        let q = req.query;
-        if q.contains("X-Amz-Signature=") {
-            return Err(SigError::Unsupported(
-                "presigned URLs are not accepted by this version of hoopguard".into(),
-            ));
+    let presented = if let Some(auth) = req.header("authorization") {
+        let amz_date = req
+            .header("x-amz-date")
+            .ok_or_else(|| SigError::Malformed("no X-Amz-Date header".into()))?;
+        let when = parse_amz_date(amz_date)
+            .ok_or_else(|| SigError::Malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ".into()))?;
+        let skew = match now.duration_since(when) {
+            Ok(d) => d,
+            Err(e) => e.duration(),
+        };
+        if skew > MAX_SKEW {
+            return Err(SigError::Skew);
         }
-        if q.contains("Signature=") && q.contains("AWSAccessKeyId=") {
-            return Err(SigError::Unsupported(
-                "SigV2 signatures are not accepted; use SigV4".into(),
-            ));
+        Presented {
+            auth: auth.to_string(),
+            amz_date: amz_date.to_string(),
+            token: req.header("x-amz-security-token").map(str::to_string),
+            query: req.query.to_string(),
+            payload: req
+                .header("x-amz-content-sha256")
+                .or(req.body_sha256)
+                .map(str::to_string),
+            presigned: false,
         }
+    } else if query_param(req.query, "X-Amz-Signature").is_some() {
+        presented_in_query(req, now)?
+    } else if req.query.contains("Signature=") && req.query.contains("AWSAccessKeyId=") {
+        return Err(SigError::Unsupported(
+            "SigV2 signatures are not accepted; use SigV4".into(),
+        ));
+    } else {
         return Err(SigError::Missing);
     };
-    let auth = parse_auth(auth)?;
-    let amz_date = req
-        .header("x-amz-date")
-        .ok_or_else(|| SigError::Malformed("no X-Amz-Date header".into()))?;
-    let when = parse_amz_date(amz_date)
-        .ok_or_else(|| SigError::Malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ".into()))?;
-    if !amz_date.starts_with(auth.date) || auth.date.len() != 8 {
+    let auth = parse_auth(&presented.auth)?;
+    if !presented.amz_date.starts_with(auth.date) || auth.date.len() != 8 {
         return Err(SigError::Malformed(
             "the credential scope date is not X-Amz-Date's".into(),
         ));
     }
-    let skew = match now.duration_since(when) {
-        Ok(d) => d,
-        Err(e) => e.duration(),
-    };
-    if skew > MAX_SKEW {
-        return Err(SigError::Skew);
-    }
-    let token = req
-        .header("x-amz-security-token")
-        .ok_or(SigError::UnknownKey)?;
+    let token = presented.token.as_deref().ok_or(SigError::UnknownKey)?;
     let session = minter.open(token).map_err(|e| match e {
         CredError::Expired => SigError::Expired,
         _ => SigError::UnknownKey,
@@ -391,17 +424,20 @@ pub fn verify_request(
     {
         return Err(SigError::UnknownKey);
     }
-    let payload_hash = match req.header("x-amz-content-sha256") {
-        Some(h) => h.to_string(),
-        None => req
-            .body_sha256
-            .ok_or_else(|| SigError::Malformed("the payload hash is unknown".into()))?
-            .to_string(),
+    let payload_hash = match (&presented.payload, auth.service) {
+        (Some(h), _) => h.clone(),
+        // A presigned S3 URL never covers the body.
+        (None, "s3") if presented.presigned => "UNSIGNED-PAYLOAD".to_string(),
+        (None, _) => return Err(SigError::Malformed("the payload hash is unknown".into())),
+    };
+    let signed_req = Request {
+        query: &presented.query,
+        ..req.clone()
     };
     let to_sign = string_to_sign(
-        req,
+        &signed_req,
         &auth.signed_headers,
-        amz_date,
+        &presented.amz_date,
         auth.date,
         auth.region,
         auth.service,
@@ -424,15 +460,71 @@ pub fn verify_request(
         session,
         region: auth.region.to_string(),
         service: auth.service.to_string(),
+        presigned: presented.presigned,
         seed: ChunkSeed {
             key,
-            amz_date: amz_date.to_string(),
+            amz_date: presented.amz_date.clone(),
             scope: format!(
                 "{}/{}/{}/aws4_request",
                 auth.date, auth.region, auth.service
             ),
             signature: given,
         },
+    })
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| String::from_utf8_lossy(&decode(v)).into_owned())
+    })
+}
+
+/// The signature of a presigned URL, checked for its validity window.
+fn presented_in_query(req: &Request<'_>, now: SystemTime) -> Result<Presented, SigError> {
+    let get = |name: &str| {
+        query_param(req.query, name)
+            .ok_or_else(|| SigError::Malformed(format!("the presigned URL has no {name}")))
+    };
+    if get("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
+        return Err(SigError::Unsupported(
+            "only AWS4-HMAC-SHA256 presigned URLs are accepted".into(),
+        ));
+    }
+    let amz_date = get("X-Amz-Date")?;
+    let when = parse_amz_date(&amz_date)
+        .ok_or_else(|| SigError::Malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ".into()))?;
+    let expires = get("X-Amz-Expires")?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+        .filter(|d| !d.is_zero() && *d <= MAX_PRESIGN)
+        .ok_or_else(|| SigError::Malformed("X-Amz-Expires is not 1 to 604800 seconds".into()))?;
+    if when > now + MAX_SKEW {
+        return Err(SigError::Skew);
+    }
+    if now > when + expires {
+        return Err(SigError::Expired);
+    }
+    let query = req
+        .query
+        .split('&')
+        .filter(|kv| kv.split('=').next() != Some("X-Amz-Signature"))
+        .collect::<Vec<_>>()
+        .join("&");
+    Ok(Presented {
+        auth: format!(
+            "AWS4-HMAC-SHA256 Credential={}, SignedHeaders={}, Signature={}",
+            get("X-Amz-Credential")?,
+            get("X-Amz-SignedHeaders")?,
+            get("X-Amz-Signature")?
+        ),
+        amz_date,
+        token: query_param(req.query, "X-Amz-Security-Token"),
+        query,
+        payload: req.header("x-amz-content-sha256").map(str::to_string),
+        presigned: true,
     })
 }
 

@@ -187,7 +187,7 @@ fn refusals() {
     };
     assert!(matches!(
         verify_request(&m, &req, SystemTime::now()).unwrap_err(),
-        SigError::Unsupported(_)
+        SigError::Malformed(_)
     ));
     let req = Request {
         method: "GET",
@@ -220,5 +220,114 @@ fn credentials_never_outlive_the_identity() {
         m.mint(&alice(30), "default", Duration::from_secs(3600))
             .unwrap_err(),
         CredError::TooShort
+    );
+}
+
+/// A URL presigned by the AWS SDK's own signer (aws-sigv4) with the pseudo-credentials.
+fn presign(creds: &PseudoCredentials, secret: &str, path: &str, at: SystemTime) -> String {
+    use aws_sigv4::http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode,
+    };
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(300));
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let identity = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        secret,
+        Some(creds.token.clone()),
+        None,
+        "test",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(at)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://127.0.0.1:8787{path}");
+    let signable = SignableRequest::new(
+        "GET",
+        &url,
+        std::iter::once(("host", "127.0.0.1:8787")),
+        SignableBody::UnsignedPayload,
+    )
+    .unwrap();
+    let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+        .unwrap()
+        .into_parts();
+    let mut req = http::Request::builder().uri(&url).body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut req);
+    req.uri().query().unwrap().to_string()
+}
+
+#[test]
+fn urls_presigned_with_the_pseudo_credentials_verify_and_nothing_else() {
+    let m = Minter::new(&[3u8; 32]);
+    let creds = m
+        .mint(&alice(3600), "default", Duration::from_secs(3600))
+        .unwrap();
+    let headers: Vec<(&str, &[u8])> = vec![("host", b"127.0.0.1:8787")];
+    let now = SystemTime::now();
+    let check = |query: &str, path: &str, at: SystemTime| {
+        verify_request(
+            &m,
+            &Request {
+                method: "GET",
+                path,
+                query,
+                headers: &headers,
+                body_sha256: None,
+            },
+            at,
+        )
+    };
+    let q = presign(&creds, &creds.secret_access_key, "/bucket/report.csv", now);
+    let v = check(&q, "/bucket/report.csv", now).unwrap();
+    assert!(v.presigned);
+    assert_eq!(v.session.subject, "alice");
+    // Another object, another secret, after its expiry, a date in the future.
+    assert_eq!(
+        check(&q, "/bucket/other.csv", now).unwrap_err(),
+        SigError::Mismatch
+    );
+    let wrong = presign(
+        &creds,
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "/bucket/report.csv",
+        now,
+    );
+    assert_eq!(
+        check(&wrong, "/bucket/report.csv", now).unwrap_err(),
+        SigError::Mismatch
+    );
+    assert_eq!(
+        check(&q, "/bucket/report.csv", now + Duration::from_secs(301)).unwrap_err(),
+        SigError::Expired
+    );
+    let future = presign(
+        &creds,
+        &creds.secret_access_key,
+        "/bucket/report.csv",
+        now + Duration::from_secs(3600),
+    );
+    assert_eq!(
+        check(&future, "/bucket/report.csv", now).unwrap_err(),
+        SigError::Skew
+    );
+    // Presigned with a key this gateway never issued.
+    let other = Minter::new(&[4u8; 32])
+        .mint(&alice(3600), "default", Duration::from_secs(3600))
+        .unwrap();
+    let foreign = presign(&other, &other.secret_access_key, "/bucket/report.csv", now);
+    assert_eq!(
+        check(&foreign, "/bucket/report.csv", now).unwrap_err(),
+        SigError::UnknownKey
     );
 }
