@@ -412,8 +412,8 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         .unwrap_or("")
         .split('&')
         .filter(|kv| {
-            let signature = verified.presigned
-                && PRESIGN_PARAMS.contains(&kv.split('=').next().unwrap_or(""));
+            let signature =
+                verified.presigned && PRESIGN_PARAMS.contains(&kv.split('=').next().unwrap_or(""));
             !kv.is_empty() && !signature
         })
         .collect::<Vec<_>>()

@@ -18,6 +18,18 @@ broker = "assume_role"
 role_arn = "{role}"
 endpoint = "{endpoint}"
 
+[aws.connections.no-sts]
+broker = "assume_role"
+role_arn = "{role}"
+endpoint = "{endpoint}"
+sts_endpoint = "http://127.0.0.1:9"
+
+[aws.connections.nowhere]
+broker = "static"
+access_key_id = "AKIDNOWHERE"
+secret_access_key = "nowhere-static-secret"
+endpoint = "http://127.0.0.1:9"
+
 [[policy.rules]]
 name = "agents-work"
 effect = "allow"
@@ -405,6 +417,38 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         "{v}"
     );
 
+    // STS down and the AWS endpoint unreachable: clear 5xx errors in the protocol's format.
+    let via = |conn: &str| {
+        [(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            gw.url(gw.aws, &format!("/v1/aws/credentials/{conn}")),
+        )]
+    };
+    let [(k, v)] = via("no-sts");
+    let (ok, out) = aws(
+        &gw,
+        &token,
+        &["sts", "get-caller-identity"],
+        &[(k, v.as_str())],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("(ServiceUnavailable)") && out.contains("STS AssumeRole failed"),
+        "{out}"
+    );
+    let [(k, v)] = via("nowhere");
+    let (ok, out) = aws(
+        &gw,
+        &token,
+        &["sts", "get-caller-identity"],
+        &[(k, v.as_str())],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("(ServiceUnavailable)") && out.contains("could not reach http://127.0.0.1:9"),
+        "{out}"
+    );
+
     // Denied by default, with the reason.
     let (_, out) = aws(&gw, &token, &["iam", "list-users"], &[]);
     assert!(
@@ -555,6 +599,7 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         &std::fs::read_to_string(&token).unwrap(),
         moto.gateway_secret.as_str(),
         "hunter2-correct-horse",
+        "nowhere-static-secret",
     ] {
         assert!(!log.contains(s), "a secret reached the log");
     }
