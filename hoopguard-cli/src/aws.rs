@@ -31,6 +31,7 @@ use hoopguard_core::aws::resign::{
 use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, SigError, Verified, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
 use hoopguard_core::mask::Engine;
+use hoopguard_core::policy::{ApprovalSpec, AwsAction, Call, GrantKind};
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::mask::MaskLayer;
@@ -49,6 +50,8 @@ pub(crate) struct AwsSetup {
     pub(crate) max_body: usize,
     pub(crate) mask: Arc<Engine>,
     pub(crate) client: Client,
+    /// Who approves calls that cannot be classified (none: they are refused).
+    pub(crate) unclassified_approvers: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -61,6 +64,7 @@ struct AwsState {
     upstream_timeout: Duration,
     max_body: usize,
     client: Client,
+    unclassified: Option<Arc<ApprovalSpec>>,
 }
 
 /// The AWS listener's routes.
@@ -74,6 +78,17 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         upstream_timeout: setup.upstream_timeout,
         max_body: setup.max_body,
         client: setup.client,
+        unclassified: (!setup.unclassified_approvers.is_empty()).then(|| {
+            Arc::new(ApprovalSpec {
+                rule: "aws-unclassified".into(),
+                approvers: setup.unclassified_approvers,
+                quorum: 1,
+                grant: GrantKind::Once,
+                window: None,
+                expires: Duration::from_secs(3600),
+                hold: None,
+            })
+        }),
     };
     let creds = Router::new()
         .route("/v1/aws/credentials", get(credentials_default))
@@ -422,26 +437,6 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         Payload::Buffered(b) => b,
         _ => &[],
     };
-    let classified = match classify(&Parts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: &query,
-        target: header(&parts.headers, "x-amz-target"),
-        copy_source: header(&parts.headers, "x-amz-copy-source"),
-        body: inspected,
-        service: &verified.service,
-        region: &verified.region,
-    }) {
-        Ok(c) => c,
-        Err(why) => {
-            tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                &format!("hoopguard could not classify this call, so it is refused: {why}"),
-            );
-        }
-    };
     let who = Identity {
         subject: verified.session.subject.clone(),
         groups: verified.session.groups.clone(),
@@ -455,14 +450,58 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         Payload::Hashed(_, h) => h.clone(),
         _ => String::new(),
     };
-    let verdict = state
-        .guard
-        .authorize(
-            &who,
-            &classified.call,
-            (!digest.is_empty()).then_some(digest.as_str()),
-        )
-        .await;
+    let digest = (!digest.is_empty()).then_some(digest.as_str());
+    let (classified, verdict) = match classify(&Parts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: &query,
+        target: header(&parts.headers, "x-amz-target"),
+        copy_source: header(&parts.headers, "x-amz-copy-source"),
+        body: inspected,
+        service: &verified.service,
+        region: &verified.region,
+    }) {
+        Ok(c) => {
+            let verdict = state.guard.authorize(&who, &c.call, digest).await;
+            (c, verdict)
+        }
+        Err(why) => {
+            let Some(spec) = &state.unclassified else {
+                tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    &format!("hoopguard could not classify this call, so it is refused: {why}"),
+                );
+            };
+            // The operator asked for a human to judge what hoopguard cannot: the request itself
+            // (method and path) is what is approved, once, with this exact body.
+            let c = Classified {
+                operation: "unclassified".into(),
+                call: Call::Aws {
+                    actions: vec![AwsAction {
+                        action: format!(
+                            "{}:unclassified {} {}",
+                            verified.service,
+                            parts.method,
+                            parts.uri.path()
+                        ),
+                        resources: Vec::new(),
+                    }],
+                    region: Some(verified.region.clone()),
+                },
+            };
+            let reason = format!(
+                "hoopguard could not classify this call ({why}); it needs approval by {}",
+                spec.approvers.join(", ")
+            );
+            let verdict = state
+                .guard
+                .approve(&who, &c.call, spec, digest, reason)
+                .await;
+            (c, verdict)
+        }
+    };
     // Record the call before answering; a call that cannot be recorded is refused.
     let session = format!("aws-{}", verified.session.sid);
     if let Err(e) = record(&state.recorder, &session, &verified, &classified, &verdict) {

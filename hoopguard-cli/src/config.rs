@@ -121,6 +121,10 @@ pub struct AwsConfig {
     /// Default 10 MiB.
     #[serde(default = "default_max_body")]
     pub max_policy_body: usize,
+    /// An operation hoopguard cannot classify is refused; with approvers named here, it is sent
+    /// to them for approval instead (once, for that exact request). Default: none (refused).
+    #[serde(default)]
+    pub unclassified_approvers: Vec<String>,
 }
 
 impl Default for AwsConfig {
@@ -131,6 +135,7 @@ impl Default for AwsConfig {
             connections: BTreeMap::new(),
             upstream_timeout: default_upstream_timeout(),
             max_policy_body: default_max_body(),
+            unclassified_approvers: Vec::new(),
         }
     }
 }

@@ -171,6 +171,7 @@ pub async fn run(
                 max_body: cfg.aws.max_policy_body,
                 mask: mask_engine.clone(),
                 client: crate::aws::client()?,
+                unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
             })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
             "mcp" => not_built_yet("MCP")

@@ -59,7 +59,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use hoopguard_core::approvals::{Approval, Approvals, Gate};
 use hoopguard_core::identity::Identity;
-use hoopguard_core::policy::{Call, Effect, Policy};
+use hoopguard_core::policy::{ApprovalSpec, Call, Effect, Policy};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -190,28 +190,67 @@ impl Guard {
                 approval_id: None,
             },
             (Effect::Approve, Some(spec)) => {
-                match self.approvals.gate(who, call, spec, body_digest).await {
-                    Ok(Gate::Granted { approval_id }) => Verdict::Allow {
-                        rule: decision.rule,
-                        approval_id: Some(approval_id),
-                    },
-                    Ok(Gate::Pending(approval)) => Verdict::Pending {
-                        approval,
-                        reason: decision.reason,
-                    },
-                    Err(e) => {
-                        tracing::error!(error = %e, "approval store failed; refusing the call");
-                        Verdict::Unavailable {
-                            reason: e.to_string(),
-                        }
-                    }
-                }
+                self.gate(who, call, spec, body_digest, decision.rule, decision.reason)
+                    .await
             }
             _ => Verdict::Deny {
                 rule: decision.rule,
                 reason: decision.reason,
             },
         };
+        self.decided(who, call, verdict)
+    }
+
+    /// Sends `call` for approval by `spec` whatever the policy says: for calls the policy cannot
+    /// judge (an AWS operation hoopguard cannot classify, when the operator asks for approval
+    /// rather than refusal).
+    pub async fn approve(
+        &self,
+        who: &Identity,
+        call: &Call,
+        spec: &ApprovalSpec,
+        body_digest: Option<&str>,
+        reason: String,
+    ) -> Verdict {
+        let verdict = self
+            .gate(
+                who,
+                call,
+                spec,
+                body_digest,
+                Some(spec.rule.clone()),
+                reason,
+            )
+            .await;
+        self.decided(who, call, verdict)
+    }
+
+    async fn gate(
+        &self,
+        who: &Identity,
+        call: &Call,
+        spec: &ApprovalSpec,
+        body_digest: Option<&str>,
+        rule: Option<String>,
+        reason: String,
+    ) -> Verdict {
+        match self.approvals.gate(who, call, spec, body_digest).await {
+            Ok(Gate::Granted { approval_id }) => Verdict::Allow {
+                rule,
+                approval_id: Some(approval_id),
+            },
+            Ok(Gate::Pending(approval)) => Verdict::Pending { approval, reason },
+            Err(e) => {
+                tracing::error!(error = %e, "approval store failed; refusing the call");
+                Verdict::Unavailable {
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Logs and counts a verdict.
+    fn decided(&self, who: &Identity, call: &Call, verdict: Verdict) -> Verdict {
         tracing::info!(subject = %who.subject, call = %call.summary(), decision = verdict.decision(),
             rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), _ => None },
             "decided");

@@ -12,6 +12,7 @@ enabled = true
 
 [aws]
 max_policy_body = 65536
+unclassified_approvers = ["managers"]
 
 [aws.connections.default]
 broker = "assume_role"
@@ -463,24 +464,42 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         out.contains("no rule allows `lambda:ListFunctions`"),
         "{out}"
     );
-    // An S3 subresource outside the hand-written S3 table: refused, never passed as GetObject.
-    let (_, out) = aws(
-        &gw,
-        &token,
+    // An S3 subresource outside the hand-written S3 table is never passed as another operation: it
+    // goes to a manager (`aws.unclassified_approvers`), and once approved, that exact request
+    // goes through once.
+    let retention = ["s3api", "get-bucket-versioning", "--bucket", "team-bucket"];
+    let (_, out) = aws(&gw, &token, &retention, &[]);
+    assert!(
+        out.contains("(AccessDenied)")
+            && out.contains("could not classify")
+            && out.contains("is pending"),
+        "{out}"
+    );
+    let unclassified_id = out
+        .split("Approval ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let manager = dev_token(&gw, dir.path(), "maria", "managers");
+    let config = gw.config.to_str().unwrap();
+    let (st, _, err) = run_hoopguard(
         &[
-            "s3api",
-            "get-object-retention",
-            "--bucket",
-            "team-bucket",
-            "--key",
-            "big.bin",
+            "approvals",
+            "--config",
+            config,
+            "--token-file",
+            manager.to_str().unwrap(),
+            "approve",
+            &unclassified_id,
         ],
         &[],
     );
-    assert!(
-        out.contains("(AccessDenied)") && out.contains("could not classify"),
-        "{out}"
-    );
+    assert!(st.success(), "{err}");
+    let (ok, out) = aws(&gw, &token, &retention, &[]);
+    assert!(ok, "{out}");
+    let (_, out) = aws(&gw, &token, &retention, &[]);
+    assert!(out.contains("is pending"), "a once grant is used up: {out}");
 
     // The risky call: refused with an approval id; a manager approves; the retry goes through,
     // once.
@@ -501,8 +520,6 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_string();
-    let manager = dev_token(&gw, dir.path(), "maria", "managers");
-    let config = gw.config.to_str().unwrap();
     let (st, approved, err) = run_hoopguard(
         &[
             "approvals",
