@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # hoopguard's whole test suite: unit, doc, and end-to-end tests against real peers.
 #
-# Installs the peers (tests/peers/requirements.txt) into a virtualenv under target/ the first
-# time, and again whenever that file changes; then runs every test in the workspace.
+# Installs the peers (tests/peers/requirements.txt into a virtualenv, tests/peers/package.json
+# with npm) under target/ the first time, and again whenever those files change; then runs every
+# test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,17 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/.installed-requirement
     cp "$reqs" "$venv/.installed-requirements"
 fi
 export HOOPGUARD_PEERS="$venv"
+
+# The npm peers (tests/peers/package.json) under target/ too.
+node_peers="${HOOPGUARD_NODE_PEERS:-$PWD/target/peers/node}"
+if [ ! -d "$node_peers/node_modules/@modelcontextprotocol/server-everything" ] \
+    || ! cmp -s tests/peers/package.json "$node_peers/package.json"; then
+    echo "test.sh: installing npm test peers into $node_peers" >&2
+    mkdir -p "$node_peers"
+    cp tests/peers/package.json "$node_peers/package.json"
+    (cd "$node_peers" && npm install --no-audit --no-fund --silent)
+fi
+export HOOPGUARD_NODE_PEERS="$node_peers"
 
 # Unit, integration (end-to-end) and doc tests of every crate; the benchmarks run once each in
 # test mode so they cannot rot.

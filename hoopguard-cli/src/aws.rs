@@ -236,12 +236,12 @@ pub(crate) struct Connection {
     pub(crate) endpoint: Option<String>,
 }
 
-type Client = hyper_util::client::legacy::Client<
+pub(crate) type Client = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     BoxBody,
 >;
-type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The pooled HTTPS (and, for endpoint overrides, HTTP) client calls are forwarded with.
 pub(crate) fn client() -> Result<Client, String> {
@@ -810,16 +810,7 @@ fn record(
             }),
         )?;
     }
-    let (rule, approval_id, reason) = match verdict {
-        Verdict::Allow { rule, approval_id } => (rule.clone(), approval_id.clone(), None),
-        Verdict::Deny { rule, reason } => (rule.clone(), None, Some(reason.clone())),
-        Verdict::Pending { approval, reason } => (
-            Some(approval.rule.clone()),
-            Some(approval.id.clone()),
-            Some(reason.clone()),
-        ),
-        Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
-    };
+    let (rule, approval_id, reason) = verdict.parts();
     recorder.append(
         session,
         "call",

@@ -43,9 +43,117 @@ pub struct Config {
     /// Session recording.
     #[serde(default)]
     pub record: RecordConfig,
+    /// The MCP data path.
+    #[serde(default)]
+    pub mcp: McpConfig,
     /// The AWS data path.
     #[serde(default)]
     pub aws: AwsConfig,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Where MCP clients connect on the MCP listener. Default `/mcp`.
+    #[serde(default = "default_mcp_path")]
+    pub path: String,
+    /// This gateway's resource URI: tokens must name it in `aud` (RFC 8707), and the
+    /// protected-resource metadata announces it. Default `http://<listeners.mcp.bind><path>`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The MCP server behind the gateway. Without it the MCP listener authenticates and answers
+    /// 503.
+    #[serde(default)]
+    pub upstream: Option<McpUpstream>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            path: default_mcp_path(),
+            resource: None,
+            upstream: None,
+        }
+    }
+}
+
+fn default_mcp_path() -> String {
+    "/mcp".into()
+}
+
+/// `[mcp.upstream]`: a streamable-HTTP MCP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpUpstream {
+    /// Its endpoint, such as `http://127.0.0.1:3001/mcp`.
+    pub url: String,
+    /// The name its tool pins are kept under. Default: the URL.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A header hoopguard sends upstream with every request (the client's token never is),
+    /// such as `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// The header's value (use `${VAR}`), or:
+    #[serde(default)]
+    pub value: Option<String>,
+    /// a file holding it (read at start, trailing newline removed).
+    #[serde(default)]
+    pub value_file: Option<PathBuf>,
+    /// How long to wait for the server to start answering. Default `60s`.
+    #[serde(
+        default = "default_upstream_timeout",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub timeout: Duration,
+}
+
+impl McpConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !self.path.starts_with('/') || self.path.starts_with("/.well-known") {
+            return Err((
+                "mcp.path".into(),
+                "must start with `/` (and not be under /.well-known)".into(),
+            ));
+        }
+        if let Some(r) = &self.resource {
+            if !(r.starts_with("https://") || r.starts_with("http://")) {
+                return Err(("mcp.resource".into(), "must be an http(s) URL".into()));
+            }
+        }
+        if let Some(u) = &self.upstream {
+            if !(u.url.starts_with("https://") || u.url.starts_with("http://"))
+                || u.url.parse::<http::Uri>().is_err()
+            {
+                return Err(("mcp.upstream.url".into(), "must be an http(s) URL".into()));
+            }
+            match (&u.header, &u.value, &u.value_file) {
+                (None, None, None) => {}
+                (Some(h), Some(_), None) | (Some(h), None, Some(_)) => {
+                    if http::HeaderName::try_from(h.as_str()).is_err() {
+                        return Err((
+                            "mcp.upstream.header".into(),
+                            format!("`{h}` is not a header name"),
+                        ));
+                    }
+                }
+                (None, _, _) => {
+                    return Err((
+                        "mcp.upstream.header".into(),
+                        "a value needs a header name".into(),
+                    ));
+                }
+                _ => {
+                    return Err((
+                        "mcp.upstream.value".into(),
+                        "set exactly one of `value` and `value_file` with `header`".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[record]`.
@@ -578,6 +686,7 @@ impl Config {
             conn.validate()
                 .map_err(|(k, m)| (format!("aws.connections.{name}.{k}"), m))?;
         }
+        self.mcp.validate()?;
         if self.aws.max_policy_body == 0 {
             return Err(("aws.max_policy_body".into(), "must be more than 0".into()));
         }

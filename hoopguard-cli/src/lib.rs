@@ -13,5 +13,6 @@ pub mod approvals_cli;
 mod aws;
 pub mod config;
 pub mod explain;
+mod mcp;
 pub mod serve;
 pub mod sessions_cli;

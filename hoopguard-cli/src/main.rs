@@ -75,6 +75,9 @@ enum Command {
         /// Lifetime, such as `15m` or `1h` (at most 24h).
         #[arg(long, default_value = "1h", value_parser = hoopguard_core::duration::parse)]
         ttl: std::time::Duration,
+        /// More audiences, such as the MCP listener's resource URI (repeat or comma-separate).
+        #[arg(long = "audience", value_delimiter = ',')]
+        audiences: Vec<String>,
         /// Write the token to this file (mode 0600, no trailing newline) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -266,8 +269,9 @@ fn main() -> ExitCode {
             sub,
             groups,
             ttl,
+            audiences,
             out,
-        } => dev_token(config, &sub, &groups, ttl, out),
+        } => dev_token(config, &sub, &groups, ttl, &audiences, out),
         Command::Policy {
             command:
                 PolicyCommand::Explain {
@@ -500,6 +504,7 @@ fn dev_token(
     sub: &str,
     groups: &[String],
     ttl: std::time::Duration,
+    audiences: &[String],
     out: Option<PathBuf>,
 ) -> ExitCode {
     let (cfg, source) = match Config::load(config.as_deref()) {
@@ -523,7 +528,7 @@ fn dev_token(
         .map(|g| g.trim().to_string())
         .filter(|g| !g.is_empty())
         .collect();
-    let token = match dev.mint(sub, &groups, ttl) {
+    let token = match dev.mint_for(sub, &groups, ttl, audiences) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };

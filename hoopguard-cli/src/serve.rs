@@ -17,16 +17,12 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
 use hoopguard_core::approvals::webhook::Notifier;
 use hoopguard_core::approvals::{Approvals, SqliteStore};
 use hoopguard_core::identity::dev::DevIssuer;
-use hoopguard_core::identity::{Identity, IssuerVerifier, Verifier};
-use hoopguard_tower::auth::AuthLayer;
+use hoopguard_core::identity::{IssuerVerifier, Verifier};
 use hoopguard_tower::metrics::{Metrics, MetricsLayer};
 use hoopguard_tower::policy::Guard;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -149,6 +145,12 @@ pub async fn run(
             .map_err(|e| format!("mask.{}: {}", e.key, e.message))?,
     );
 
+    let pins_path = cfg.data_dir.join("mcp-tool-pins.json");
+    let pins = Arc::new(
+        hoopguard_core::mcp::Pins::open(pins_path.clone())
+            .map_err(|e| format!("cannot read the MCP tool pins {}: {e}", pins_path.display()))?,
+    );
+
     // Bind everything first, so a busy port fails the start rather than half of it.
     let mut bound = Vec::new();
     for (name, l) in cfg.listener_list() {
@@ -174,9 +176,29 @@ pub async fn run(
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
             })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
-            "mcp" => not_built_yet("MCP")
-                .layer(AuthLayer::new(verifier.clone()))
-                .layer(MetricsLayer::new(metrics.clone(), "mcp")),
+            "mcp" => crate::mcp::router(crate::mcp::McpSetup {
+                verifier: verifier.clone(),
+                guard: guard.clone(),
+                recorder: recorder.clone(),
+                mask: mask_engine.clone(),
+                pins: pins.clone(),
+                client: crate::aws::client()?,
+                path: cfg.mcp.path.clone(),
+                resource: cfg
+                    .mcp
+                    .resource
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}{}", cfg.mcp.path)),
+                issuers: cfg
+                    .identity
+                    .issuers
+                    .iter()
+                    .map(|i| i.issuer.clone())
+                    .chain(cfg.dev_issuer_url())
+                    .collect(),
+                upstream: cfg.mcp.upstream.clone(),
+            })?
+            .layer(MetricsLayer::new(metrics.clone(), "mcp")),
             _ => admin::router(AdminState {
                 verifier: verifier.clone(),
                 metrics: metrics.clone(),
@@ -254,24 +276,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// The aws and mcp listeners until their data paths land: authenticated, then 501.
-fn not_built_yet(path: &'static str) -> Router {
-    Router::new().fallback(move |req: axum::extract::Request| async move {
-        let who = req
-            .extensions()
-            .get::<Arc<Identity>>()
-            .map(|i| i.subject.clone())
-            .unwrap_or_default();
-        let body = json!({
-            "error": "not_implemented",
-            "message": format!(
-                "authenticated as `{who}`, but the {path} data path is not built into this version of hoopguard yet; nothing was forwarded"
-            ),
-        });
-        (StatusCode::NOT_IMPLEMENTED, axum::Json(body))
-    })
 }
 
 /// Reloads the policy from `path` on every SIGHUP.

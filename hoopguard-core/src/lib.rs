@@ -7,6 +7,7 @@
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
 //! * [`record`]: hash-chained session recordings with crash recovery (the start of issue #6).
 //! * [`aws`]: pseudo-credentials and caller SigV4 verification (the start of issue #4).
+//! * [`mcp`]: MCP JSON-RPC messages, server-sent events and tool pins.
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
 //!
 //! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
@@ -25,5 +26,6 @@ pub mod duration;
 pub mod identity;
 mod keyfile;
 pub mod mask;
+pub mod mcp;
 pub mod policy;
 pub mod record;

@@ -77,6 +77,7 @@ pub struct AuthLayer {
 struct Settings {
     accept_raw: bool,
     resource_metadata: Option<String>,
+    audience: Option<String>,
 }
 
 impl AuthLayer {
@@ -92,6 +93,13 @@ impl AuthLayer {
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
     pub fn accept_raw_token(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.settings).accept_raw = yes;
+        self
+    }
+
+    /// Also requires the token's `aud` to name `resource` (RFC 8707: an MCP gateway accepts
+    /// only tokens issued for it), besides the issuer's configured audiences.
+    pub fn require_audience(mut self, resource: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.settings).audience = Some(resource.into());
         self
     }
 
@@ -179,6 +187,12 @@ where
                 Ok(t) => verifier.verify(&t).await,
                 Err(e) => Err(e),
             };
+            let verified = verified.and_then(|identity| match &settings.audience {
+                Some(resource) if !audience_names(&identity.claims, resource) => {
+                    Err(AuthError::WrongAudience)
+                }
+                _ => Ok(identity),
+            });
             match verified {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
@@ -189,6 +203,15 @@ where
                 Err(e) => Ok(refusal(&e, settings.resource_metadata.as_deref())),
             }
         })
+    }
+}
+
+/// Whether the `aud` claim (a string or an array) names `resource`.
+fn audience_names(claims: &serde_json::Map<String, serde_json::Value>, resource: &str) -> bool {
+    match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == resource,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a == resource),
+        _ => false,
     }
 }
 

@@ -4,6 +4,8 @@
 //!   [`Identity`](hoopguard_core::identity::Identity) into the request extensions.
 //! * [`mask`]: [`MaskLayer`](mask::MaskLayer) masks secrets in response bodies as they stream
 //!   (plain, gzip/deflate, server-sent events).
+//! * [`mcp`]: [`McpLayer`](mcp::McpLayer) decides every JSON-RPC call of a streamable-HTTP MCP
+//!   service on its name and arguments, filters and pins tool lists, and records the calls.
 //! * [`metrics`]: [`MetricsLayer`](metrics::MetricsLayer) counts requests, refusals and latency
 //!   for the Prometheus endpoint.
 //! * [`policy`]: [`PolicyLayer`](policy::PolicyLayer) and [`Guard`](policy::Guard) decide each
@@ -24,6 +26,7 @@
 pub mod auth;
 pub mod body;
 pub mod mask;
+pub mod mcp;
 pub mod metrics;
 pub mod policy;
 

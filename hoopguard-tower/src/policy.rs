@@ -110,6 +110,20 @@ impl Verdict {
         }
     }
 
+    /// The deciding rule, the approval id and the reason, for a recording.
+    pub fn parts(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Verdict::Allow { rule, approval_id } => (rule.clone(), approval_id.clone(), None),
+            Verdict::Deny { rule, reason } => (rule.clone(), None, Some(reason.clone())),
+            Verdict::Pending { approval, reason } => (
+                Some(approval.rule.clone()),
+                Some(approval.id.clone()),
+                Some(reason.clone()),
+            ),
+            Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
+        }
+    }
+
     /// The refusal as JSON for the caller (`None` for `Allow`).
     pub fn refusal_json(&self) -> Option<Value> {
         match self {
@@ -199,6 +213,11 @@ impl Guard {
             },
         };
         self.decided(who, call, verdict)
+    }
+
+    /// Whether `who` should see tool `name` listed (see [`Policy::lists_tool`]).
+    pub fn lists_tool(&self, who: &Identity, name: &str) -> bool {
+        self.policy.load().lists_tool(who, name)
     }
 
     /// Sends `call` for approval by `spec` whatever the policy says: for calls the policy cannot

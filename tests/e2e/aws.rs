@@ -664,7 +664,7 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     }
 }
 
-fn assert_no_file_contains(dir: &Path, needle: &str) {
+pub fn assert_no_file_contains(dir: &Path, needle: &str) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {

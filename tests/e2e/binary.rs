@@ -116,7 +116,15 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     // Unauthenticated calls to the data listeners: 401 with the challenge.
     let resp = http.post(gw.url(gw.mcp, "/mcp")).send().unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:")
+            && challenge.ends_with("/.well-known/oauth-protected-resource/mcp\""),
+        "{challenge}"
+    );
     let metrics = http
         .get(gw.url(gw.admin, "/metrics"))
         .send()
@@ -208,17 +216,38 @@ fn dev_token_is_accepted_by_serve_and_refused_where_not_enabled() {
         body["AccessKeyId"].as_str().unwrap().starts_with("HGPK"),
         "{body}"
     );
-    // And on the MCP listener, as a bearer token.
+    // On the MCP listener, as a bearer token, only when issued for its resource URI.
     let resp = blocking_client()
         .post(gw.url(gw.mcp, "/mcp"))
         .bearer_auth(&token)
         .send()
         .unwrap();
-    assert_eq!(resp.status(), 501);
-    let body: serde_json::Value = resp.json().unwrap();
-    assert!(
-        body["message"].as_str().unwrap().contains("`alice`"),
-        "{body}"
+    assert_eq!(resp.status(), 401);
+    let resource = gw.url(gw.mcp, "/mcp");
+    let (st, for_mcp, err) = run_hoopguard(
+        &[
+            "dev-token",
+            "--config",
+            config,
+            "--sub",
+            "alice",
+            "--groups",
+            "dev",
+            "--audience",
+            &resource,
+        ],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    let resp = blocking_client()
+        .post(&resource)
+        .bearer_auth(String::from_utf8(for_mcp).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        503,
+        "authenticated; no MCP server configured"
     );
 
     // --out writes a private file without a newline.

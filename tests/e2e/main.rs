@@ -6,6 +6,7 @@ mod approvals;
 mod aws;
 mod binary;
 mod mask;
+mod mcp;
 mod oidc;
 mod sessions;
 mod support;

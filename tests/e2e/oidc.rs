@@ -5,9 +5,13 @@ use std::time::Duration;
 
 use crate::support::{Gateway, OidcProvider, reqwest::blocking_client};
 
+/// The MCP listener's resource URI in these tests: tokens are issued for it (the provider's
+/// client id becomes the token's audience).
+const RESOURCE: &str = "https://gateway.test/mcp";
+
 fn issuer_config(provider: &OidcProvider, extra: &str) -> String {
     format!(
-        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"hoopguard\"]\njwks_min_refresh_interval = \"1s\"\n{extra}\n[aws.connections.default]\nbroker = \"static\"\n",
+        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"{RESOURCE}\"]\njwks_min_refresh_interval = \"1s\"\n{extra}\n[aws.connections.default]\nbroker = \"static\"\n[mcp]\nresource = \"{RESOURCE}\"\n",
         provider.issuer()
     )
 }
@@ -24,20 +28,31 @@ fn call_mcp(gw: &Gateway, token: &str) -> (u16, serde_json::Value) {
     (status, resp.json().unwrap_or_default())
 }
 
+/// Whether the token got past authentication: with no MCP server configured, the MCP path
+/// then answers 503 with a JSON-RPC error (an authentication failure is a 401, or a 503 with a
+/// `reason`).
+fn authenticated(gw: &Gateway, token: &str) -> Result<(), String> {
+    let (status, body) = call_mcp(gw, token);
+    let passed = status == 503
+        && body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no MCP server"));
+    if passed {
+        Ok(())
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
 #[test]
 fn tokens_from_a_real_provider_verify_through_discovery() {
     let dir = tempfile::tempdir().unwrap();
     let provider = OidcProvider::start(dir.path());
     let gw = Gateway::start(dir.path(), &issuer_config(&provider, ""), &[]);
-    let token = provider.token("alice", &["dev", "ops"], "hoopguard");
+    let token = provider.token("alice", &["dev", "ops"], RESOURCE);
 
-    // Authenticated: the (not yet built) data path answers 501 and names the caller.
-    let (status, body) = call_mcp(&gw, &token);
-    assert_eq!(status, 501, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("`alice`"),
-        "{body}"
-    );
+    // Authenticated: past the token check, the MCP path says no server is configured.
+    authenticated(&gw, &token).unwrap();
 
     // The AWS credentials endpoint takes the raw token, as SDKs send the token file's content.
     let resp = blocking_client()
@@ -101,17 +116,15 @@ fn key_rotation_at_the_provider_is_accepted_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut provider = OidcProvider::start(dir.path());
     let gw = Gateway::start(dir.path(), &issuer_config(&provider, ""), &[]);
-    let before = provider.token("alice", &["dev"], "hoopguard");
-    assert_eq!(call_mcp(&gw, &before).0, 501);
+    let before = provider.token("alice", &["dev"], RESOURCE);
+    authenticated(&gw, &before).unwrap();
 
     // A new process is a new RSA key; the gateway has only the old one cached.
     provider.rotate();
-    let after = provider.token("bob", &["ops"], "hoopguard");
+    let after = provider.token("bob", &["ops"], RESOURCE);
     assert_ne!(before, after);
     std::thread::sleep(Duration::from_millis(1100)); // past jwks_min_refresh_interval
-    let (status, body) = call_mcp(&gw, &after);
-    assert_eq!(status, 501, "token signed with the rotated key: {body}");
-    assert!(body["message"].as_str().unwrap().contains("`bob`"));
+    authenticated(&gw, &after).expect("a token signed with the rotated key");
     assert!(gw.proc.output().contains("fetched JWKS"));
 }
 
@@ -134,7 +147,7 @@ fn provider_down_keeps_cached_keys_and_fails_closed_without_any() {
         .unwrap();
     assert_eq!(ready.status(), 503);
     provider.launch();
-    let token = provider.token("alice", &[], "hoopguard");
+    let token = provider.token("alice", &[], RESOURCE);
     provider.stop();
     let (status, body) = call_mcp(&gw, &token);
     assert_eq!(status, 503, "{body}");
@@ -150,9 +163,9 @@ fn provider_down_keeps_cached_keys_and_fails_closed_without_any() {
         &issuer_config(&provider, "jwks_ttl = \"1s\"\n"),
         &[],
     );
-    let first = provider.token("alice", &[], "hoopguard");
-    let second = provider.token("carol", &[], "hoopguard");
-    assert_eq!(call_mcp(&gw, &first).0, 501);
+    let first = provider.token("alice", &[], RESOURCE);
+    let second = provider.token("carol", &[], RESOURCE);
+    authenticated(&gw, &first).unwrap();
     let ready = blocking_client()
         .get(gw.url(gw.admin, "/readyz"))
         .send()
@@ -160,8 +173,7 @@ fn provider_down_keeps_cached_keys_and_fails_closed_without_any() {
     assert_eq!(ready.status(), 200);
     provider.stop();
     std::thread::sleep(Duration::from_millis(1500)); // past jwks_ttl: a refetch is due and fails
-    let (status, body) = call_mcp(&gw, &second);
-    assert_eq!(status, 501, "cached keys must keep working: {body}");
+    authenticated(&gw, &second).expect("cached keys must keep working");
     assert!(
         gw.proc
             .output()

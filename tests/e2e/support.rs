@@ -231,11 +231,13 @@ impl OidcProvider {
             .expect("code in redirect");
         let tok: serde_json::Value = http
             .post(format!("{base}/oauth2/token"))
-            .basic_auth(client_id, Some("any-secret"))
+            // client_secret_post: a client id that is a URL has a `:`, which basic auth cannot carry.
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", &code),
                 ("redirect_uri", redirect),
+                ("client_id", client_id),
+                ("client_secret", "any-secret"),
             ])
             .send()
             .expect("token")
@@ -409,4 +411,73 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", self.gateway_secret.as_str()),
         ]
     }
+}
+
+/// Where the npm peers are installed (`scripts/test.sh` sets `HOOPGUARD_NODE_PEERS`).
+pub fn node_peers() -> PathBuf {
+    std::env::var_os("HOOPGUARD_NODE_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/peers/node"))
+}
+
+/// `@modelcontextprotocol/server-everything` (npm) in streamable-HTTP mode at `/mcp`, bound to
+/// loopback by `tests/peers/bind-loopback.cjs`, with only `env` (and PATH) in its environment.
+pub struct Everything {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Everything {
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Everything {
+        let port = free_port();
+        let script =
+            node_peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            script.exists(),
+            "{} is missing: run scripts/test.sh",
+            script.display()
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg("--require")
+            .arg(root().join("tests/peers/bind-loopback.cjs"))
+            .arg(script)
+            .arg("streamableHttp")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Proc::spawn(cmd, dir.join(format!("everything-{port}.log")));
+        wait_for_port(port, Duration::from_secs(30));
+        Everything { port, _proc: proc }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+/// Runs `tests/peers/mcp_client.py URL [--token-file F] STEPS…` (the official Python MCP SDK);
+/// returns one JSON value per step, or the script's output when it failed.
+pub fn mcp_client(
+    url: &str,
+    token: Option<&Path>,
+    steps: &[&str],
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut cmd = Command::new(venv().join("bin/python"));
+    cmd.arg(root().join("tests/peers/mcp_client.py")).arg(url);
+    if let Some(t) = token {
+        cmd.arg("--token-file").arg(t);
+    }
+    let out = cmd.args(steps).output().expect("run mcp_client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect())
 }

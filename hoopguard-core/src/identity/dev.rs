@@ -126,6 +126,18 @@ impl DevIssuer {
         groups: &[String],
         ttl: Duration,
     ) -> Result<String, DevIssuerError> {
+        self.mint_for(subject, groups, ttl, &[])
+    }
+
+    /// [`DevIssuer::mint`], with more audiences besides the issuer's own (an MCP gateway's
+    /// resource URI, for one).
+    pub fn mint_for(
+        &self,
+        subject: &str,
+        groups: &[String],
+        ttl: Duration,
+        audiences: &[String],
+    ) -> Result<String, DevIssuerError> {
         if subject.is_empty() {
             return Err(DevIssuerError::Mint("the subject must not be empty".into()));
         }
@@ -141,7 +153,11 @@ impl DevIssuer {
             .unwrap_or(0);
         let claims = json!({
             "iss": self.issuer,
-            "aud": self.audience,
+            "aud": if audiences.is_empty() {
+                json!(self.audience)
+            } else {
+                json!([vec![self.audience.clone()], audiences.to_vec()].concat())
+            },
             "sub": subject,
             "groups": groups,
             "iat": now,

@@ -710,6 +710,30 @@ impl Policy {
         approve.or(allow).map(|r| decision(r, call))
     }
 
+    /// Whether `who` should see tool `name` in a tool list: some allow or approve rule names it
+    /// for them (whatever argument conditions it has), and no deny rule without argument
+    /// conditions does. Calls are still decided one by one, arguments included.
+    pub fn lists_tool(&self, who: &Identity, name: &str) -> bool {
+        let mut ids = Vec::new();
+        self.tools.candidates(name, &mut ids);
+        let mut visible = false;
+        for &id in &ids {
+            let rule = &self.rules[id as usize];
+            let Target::Mcp { tools, args, .. } = &rule.target else {
+                continue;
+            };
+            if principal_mismatch(rule, who).is_some() || !tools.iter().any(|t| t.matches(name)) {
+                continue;
+            }
+            match rule.effect {
+                Effect::Deny if args.is_empty() => return false,
+                Effect::Allow | Effect::Approve => visible = true,
+                Effect::Deny => {}
+            }
+        }
+        visible
+    }
+
     /// The decision, and for every rule of the call's kind whether it matched and if not why.
     pub fn explain(&self, who: &Identity, call: &Call) -> Explanation {
         let decision = self.decide(who, call);

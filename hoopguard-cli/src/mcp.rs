@@ -1,0 +1,243 @@
+//! The MCP listener: a guarded reverse proxy in front of one streamable-HTTP MCP server.
+//!
+//! Requests to `[mcp].path` pass, in order: `AuthLayer` (bearer token from `Authorization`
+//! only, audience = this gateway's resource URI, 401 naming the RFC 9728 metadata), `MaskLayer`
+//! (answers masked, JSON and server-sent events), `McpLayer` (every call decided, tool lists
+//! filtered and pinned, calls recorded), then the upstream. The client's token never goes
+//! upstream: only the configured upstream header does. Event streams are forwarded as they
+//! arrive, never buffered whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use hoopguard_core::identity::Verifier;
+use hoopguard_core::mask::Engine;
+use hoopguard_core::mcp::{Pins, UNAVAILABLE, error};
+use hoopguard_core::record::Recorder;
+use hoopguard_tower::auth::AuthLayer;
+use hoopguard_tower::mask::MaskLayer;
+use hoopguard_tower::mcp::McpLayer;
+use hoopguard_tower::policy::Guard;
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+
+use crate::aws::Client;
+use crate::config::McpUpstream;
+
+/// Headers of the client's request that go upstream (besides the configured one).
+const FORWARDED: &[&str] = &[
+    "accept",
+    "content-type",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+];
+
+/// Headers of the server's answer that belong to one connection.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// What the MCP listener needs.
+pub(crate) struct McpSetup {
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) guard: Guard,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) mask: Arc<Engine>,
+    pub(crate) pins: Arc<Pins>,
+    pub(crate) client: Client,
+    /// `[mcp].path`.
+    pub(crate) path: String,
+    /// This gateway's resource URI.
+    pub(crate) resource: String,
+    /// The authorization servers announced in the metadata.
+    pub(crate) issuers: Vec<String>,
+    pub(crate) upstream: Option<McpUpstream>,
+}
+
+/// The configured upstream, ready to call.
+#[derive(Clone)]
+struct Upstream {
+    url: http::Uri,
+    header: Option<(http::HeaderName, HeaderValue)>,
+    timeout: Duration,
+    client: Client,
+}
+
+/// The MCP listener's routes.
+pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
+    let metadata_url = metadata_url(&setup.resource, &setup.path);
+    let metadata = json!({
+        "resource": setup.resource,
+        "authorization_servers": setup.issuers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "hoopguard MCP gateway",
+    });
+    let meta = move || {
+        let m = metadata.clone();
+        async move {
+            let mut r = axum::Json(m).into_response();
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=300"),
+            );
+            r
+        }
+    };
+    let well_known = format!("/.well-known/oauth-protected-resource{}", setup.path);
+    let auth = AuthLayer::new(setup.verifier)
+        .require_audience(setup.resource.clone())
+        .resource_metadata(metadata_url);
+    let guarded: Router = match setup.upstream {
+        Some(up) => {
+            let value = match (&up.value, &up.value_file) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(f)) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| format!("cannot read mcp.upstream.value_file {}: {e}", f.display()))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            let header = match (&up.header, value) {
+                (Some(h), Some(v)) => {
+                    let mut v = HeaderValue::from_str(&v)
+                        .map_err(|_| "mcp.upstream.value is not a valid header value".to_string())?;
+                    v.set_sensitive(true);
+                    Some((
+                        http::HeaderName::try_from(h.as_str()).map_err(|e| e.to_string())?,
+                        v,
+                    ))
+                }
+                _ => None,
+            };
+            let upstream = Upstream {
+                url: up.url.parse().map_err(|e| format!("mcp.upstream.url: {e}"))?,
+                header,
+                timeout: up.timeout,
+                client: setup.client,
+            };
+            let name = up.name.clone().unwrap_or_else(|| up.url.clone());
+            let svc = tower::ServiceBuilder::new()
+                .layer(auth)
+                .layer(MaskLayer::new(setup.mask))
+                .layer(McpLayer::new(setup.guard, setup.pins, name).record(setup.recorder))
+                .service(tower::service_fn(move |req: http::Request<Full<Bytes>>| {
+                    let up = upstream.clone();
+                    async move { Ok::<_, std::convert::Infallible>(forward(&up, req).await) }
+                }));
+            Router::new().route_service(&setup.path, svc)
+        }
+        None => Router::new().route_service(
+            &setup.path,
+            tower::ServiceBuilder::new().layer(auth).service(tower::service_fn(
+                |_req: http::Request<Body>| async {
+                    Ok::<_, std::convert::Infallible>(
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(error(
+                                None,
+                                UNAVAILABLE,
+                                "no MCP server is configured behind this gateway; set [mcp.upstream] url",
+                                None,
+                            )),
+                        )
+                            .into_response(),
+                    )
+                },
+            )),
+        ),
+    };
+    Ok(guarded
+        .route(
+            "/.well-known/oauth-protected-resource",
+            axum::routing::get(meta.clone()),
+        )
+        .route(&well_known, axum::routing::get(meta)))
+}
+
+/// The RFC 9728 metadata URL for a resource served at `path`.
+fn metadata_url(resource: &str, path: &str) -> String {
+    let origin = resource
+        .find("://")
+        .and_then(|i| resource[i + 3..].find('/').map(|j| &resource[..i + 3 + j]))
+        .unwrap_or(resource);
+    format!("{origin}/.well-known/oauth-protected-resource{path}")
+}
+
+/// Sends one request to the MCP server; its answer streams back.
+async fn forward(up: &Upstream, req: http::Request<Full<Bytes>>) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let mut out = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(up.url.clone())
+        .body(body.map_err(|never| match never {}).boxed_unsync())
+        .expect("method and URI are valid");
+    let h = out.headers_mut();
+    for name in FORWARDED {
+        for v in parts.headers.get_all(*name) {
+            h.append(*name, v.clone());
+        }
+    }
+    if let Some((name, value)) = &up.header {
+        h.insert(name.clone(), value.clone());
+    }
+    let fail = |status: StatusCode, msg: String| {
+        tracing::warn!(upstream = %up.url, "{msg}");
+        (status, axum::Json(error(None, UNAVAILABLE, &msg, None))).into_response()
+    };
+    match tokio::time::timeout(up.timeout, up.client.request(out)).await {
+        Err(_) => fail(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("the MCP server {} did not answer in time", up.url),
+        ),
+        Ok(Err(e)) => {
+            let cause = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
+            fail(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "hoopguard could not reach the MCP server {}: {cause}",
+                    up.url
+                ),
+            )
+        }
+        Ok(Ok(resp)) => {
+            let (mut rparts, rbody) = resp.into_parts();
+            for name in HOP_BY_HOP {
+                rparts.headers.remove(*name);
+            }
+            axum::response::Response::from_parts(rparts, Body::new(rbody))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_sits_at_the_origin_with_the_path() {
+        assert_eq!(
+            super::metadata_url("https://gw.example/mcp", "/mcp"),
+            "https://gw.example/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            super::metadata_url("http://127.0.0.1:8788/mcp", "/mcp"),
+            "http://127.0.0.1:8788/.well-known/oauth-protected-resource/mcp"
+        );
+    }
+}

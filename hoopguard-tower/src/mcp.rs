@@ -1,0 +1,565 @@
+//! Guards a streamable-HTTP MCP service: every JSON-RPC call decided on its name and arguments.
+//!
+//! [`McpLayer`] sits after [`AuthLayer`](crate::auth::AuthLayer) (it reads the caller's
+//! [`Identity`] from the request extensions; without one it refuses) and before the MCP service,
+//! which is a proxy to an upstream server or an in-process server such as rmcp's
+//! streamable-HTTP service. For a POST it:
+//!
+//! * parses the body (one message or a batch; malformed JSON-RPC gets a JSON-RPC error with
+//!   HTTP 400, never a crash or a pass-through);
+//! * decides `tools/call` (name and arguments), `resources/read` (URI) and `prompts/get` (name)
+//!   with the [`Guard`]: a denial is answered with a JSON-RPC error carrying the rule's reason; an
+//!   approval with the approval id and the command that approves it (the approval covers that
+//!   tool with those arguments only); every decision is recorded when a recorder is set, and a
+//!   call that cannot be recorded is refused;
+//! * forwards what is allowed, and filters the answer to `tools/list` (JSON or server-sent
+//!   events) to the tools the caller may call, pinning each tool's definition the first time it
+//!   is listed: a tool whose definition later changes is removed from lists and its calls are
+//!   refused.
+//!
+//! GET (the server's event stream) and DELETE pass through, their events filtered the same way.
+//! Masking is a separate layer ([`MaskLayer`](crate::mask::MaskLayer)), put outside this one.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use hoopguard_core::approvals::{Approvals, SqliteStore};
+//! use hoopguard_core::identity::Identity;
+//! use hoopguard_core::mcp::Pins;
+//! use hoopguard_core::policy::{Policy, RuleConfig};
+//! use hoopguard_tower::mcp::McpLayer;
+//! use hoopguard_tower::policy::Guard;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
+//!     [[rules]]
+//!     name = "echo-only"
+//!     effect = "allow"
+//!     tools = ["echo"]
+//! "#).unwrap()["rules"].clone().try_into().unwrap();
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(&dir.path().join("a.sqlite")).unwrap();
+//! let guard = Guard::new(Policy::compile(&rules).unwrap(), Approvals::new(Arc::new(store)));
+//! let svc = ServiceBuilder::new()
+//!     .layer(McpLayer::new(guard, Arc::new(Pins::in_memory()), "demo"))
+//!     .service_fn(|_req: Request<Full<Bytes>>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("{}"))))
+//!     });
+//! let mut req = Request::post("/mcp").body(Full::new(Bytes::from(
+//!     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{}}}"#,
+//! ))).unwrap();
+//! req.extensions_mut().insert(Arc::new(Identity {
+//!     subject: "alice".into(), groups: vec![], issuer: "i".into(),
+//!     expires_at: std::time::SystemTime::now(), claims: Default::default(),
+//! }));
+//! let resp = svc.oneshot(req).await.unwrap();
+//! let body = resp.into_body().collect().await.unwrap().to_bytes();
+//! let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(v["error"]["code"], -32001);
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hoopguard_core::identity::Identity;
+use hoopguard_core::mcp::sse::Events;
+use hoopguard_core::mcp::{
+    APPROVAL_PENDING, Ask, DENIED, PinCheck, Pins, UNAVAILABLE, error, filter_tools, parse,
+    response_id,
+};
+use hoopguard_core::policy::Call;
+use hoopguard_core::record::Recorder;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Value, json};
+use tower::{Layer, Service};
+
+use crate::BoxError;
+use crate::policy::{Guard, Verdict};
+
+/// The body of a guarded MCP response.
+pub type McpBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The largest POSTed body read, and the largest JSON answer filtered.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The largest server-sent event passed on.
+pub const MAX_EVENT: usize = 4 * 1024 * 1024;
+
+/// Applies [`McpService`]. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct McpLayer {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    guard: Guard,
+    pins: Arc<Pins>,
+    server: String,
+    recorder: Option<Arc<Recorder>>,
+}
+
+impl McpLayer {
+    /// Guards a service that speaks for the MCP server `server` (the name its tool pins are
+    /// kept under).
+    pub fn new(guard: Guard, pins: Arc<Pins>, server: impl Into<String>) -> Self {
+        McpLayer {
+            inner: Arc::new(Shared {
+                guard,
+                pins,
+                server: server.into(),
+                recorder: None,
+            }),
+        }
+    }
+
+    /// Records every decided call (and refuses calls that cannot be recorded).
+    pub fn record(self, recorder: Arc<Recorder>) -> Self {
+        let s = &self.inner;
+        McpLayer {
+            inner: Arc::new(Shared {
+                guard: s.guard.clone(),
+                pins: s.pins.clone(),
+                server: s.server.clone(),
+                recorder: Some(recorder),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for McpLayer {
+    type Service = McpService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpService {
+            inner,
+            shared: self.inner.clone(),
+        }
+    }
+}
+
+/// The guarded service. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct McpService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, ResB> Service<Request<B>> for McpService<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<McpBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The clone is the one that was made ready; keep a fresh one for next time.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(handle(shared, inner, req))
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<McpBody> {
+    let mut r = Response::new(full(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn full(b: Bytes) -> McpBody {
+    Full::new(b).map_err(|never| match never {}).boxed_unsync()
+}
+
+async fn handle<S, B, ResB>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    req: Request<B>,
+) -> Result<Response<McpBody>, S::Error>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let Some(who) = req.extensions().get::<Arc<Identity>>().cloned() else {
+        // Fail closed: without an identity nothing can be decided.
+        tracing::error!("McpLayer got a request without an identity; is AuthLayer in front?");
+        return Ok(json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &error(
+                None,
+                UNAVAILABLE,
+                "no caller identity; the request is refused",
+                None,
+            ),
+        ));
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Ok(json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &error(
+                    None,
+                    hoopguard_core::mcp::INVALID_REQUEST,
+                    &format!("the body is larger than {MAX_BODY} bytes or could not be read"),
+                    None,
+                ),
+            ));
+        }
+    };
+    let ctx = Ctx {
+        shared: shared.clone(),
+        who: who.clone(),
+        list_ids: Vec::new(),
+    };
+    if parts.method != Method::POST {
+        let fwd = Request::from_parts(parts, Full::new(bytes));
+        let resp = inner.call(fwd).await?;
+        return Ok(ctx.answer(resp, Vec::new(), false).await);
+    }
+    let msgs = match parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!(subject = %who.subject, code = e.code, "refused malformed JSON-RPC");
+            return Ok(json_response(
+                StatusCode::BAD_REQUEST,
+                &error(e.id.as_ref(), e.code, &e.message, None),
+            ));
+        }
+    };
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut ctx = ctx;
+    let mut answers = Vec::new();
+    let mut forward = Vec::new();
+    for item in msgs.items {
+        match &item.ask {
+            Ask::Decide(call) => match shared.decide(&who, call, &session).await {
+                Ok(()) => forward.push(item.message),
+                Err(answer) => answers.push(error(
+                    item.id.as_ref(),
+                    answer.code,
+                    &answer.message,
+                    Some(answer.data),
+                )),
+            },
+            Ask::ListTools => {
+                ctx.list_ids.extend(item.id.clone());
+                forward.push(item.message);
+            }
+            Ask::Pass => forward.push(item.message),
+        }
+    }
+    if forward.is_empty() {
+        let body = if msgs.batch {
+            Value::Array(answers)
+        } else {
+            answers.pop().unwrap_or(Value::Null)
+        };
+        return Ok(json_response(StatusCode::OK, &body));
+    }
+    let body = if msgs.batch {
+        Bytes::from(Value::Array(forward).to_string())
+    } else {
+        bytes
+    };
+    let mut fwd = Request::from_parts(parts, Full::new(body.clone()));
+    fwd.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let resp = inner.call(fwd).await?;
+    Ok(ctx.answer(resp, answers, msgs.batch).await)
+}
+
+/// Why a call is answered by hoopguard instead of the server.
+struct Refusal {
+    code: i64,
+    message: String,
+    data: Value,
+}
+
+impl Shared {
+    async fn decide(&self, who: &Identity, call: &Call, session: &str) -> Result<(), Refusal> {
+        if let Call::McpTool { name, .. } = call {
+            if self.pins.is_changed(&self.server, name) {
+                tracing::warn!(subject = %who.subject, tool = %name, server = %self.server, "refused a call to a tool whose definition changed");
+                return Err(Refusal {
+                    code: DENIED,
+                    message: format!(
+                        "tool `{name}` changed its definition since it was first listed; calls to it are refused until an operator reviews it"
+                    ),
+                    data: json!({"reason": "tool_definition_changed"}),
+                });
+            }
+        }
+        let verdict = self.guard.authorize(who, call, None).await;
+        if let Some(rec) = &self.recorder {
+            if let Err(e) = record(rec, session, who, call, &verdict) {
+                tracing::error!(error = %e, "cannot record an MCP call; refusing it");
+                return Err(Refusal {
+                    code: UNAVAILABLE,
+                    message: "refused because the call could not be recorded; try again later"
+                        .into(),
+                    data: json!({}),
+                });
+            }
+        }
+        match verdict {
+            Verdict::Allow { .. } => Ok(()),
+            Verdict::Deny { rule, reason } => Err(Refusal {
+                code: DENIED,
+                message: reason,
+                data: json!({"rule": rule}),
+            }),
+            Verdict::Pending { approval, reason } => Err(Refusal {
+                code: APPROVAL_PENDING,
+                message: format!(
+                    "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then call again with the same arguments.",
+                    id = approval.id
+                ),
+                data: json!({"approval_id": approval.id, "rule": approval.rule}),
+            }),
+            Verdict::Unavailable { reason } => Err(Refusal {
+                code: UNAVAILABLE,
+                message: format!(
+                    "refused because the approval store failed ({reason}); try again later"
+                ),
+                data: json!({}),
+            }),
+        }
+    }
+
+    /// Whether a listed tool stays in the list for `who`: allowed for them, and not changed
+    /// since it was pinned.
+    fn keeps(&self, who: &Identity, tool: &Value) -> bool {
+        let name = tool.get("name").and_then(Value::as_str).unwrap_or("");
+        match self.pins.check(&self.server, tool) {
+            Ok(PinCheck::Changed) => {
+                tracing::warn!(tool = name, server = %self.server, "a tool's definition changed since it was pinned; it is hidden and its calls refused");
+                return false;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store tool pins; hiding the tool");
+                return false;
+            }
+        }
+        self.guard.lists_tool(who, name)
+    }
+}
+
+/// A recording per MCP session: `start`, then one `call` event per decided call.
+fn record(
+    rec: &Recorder,
+    session: &str,
+    who: &Identity,
+    call: &Call,
+    verdict: &Verdict,
+) -> Result<(), hoopguard_core::record::RecordError> {
+    let id = format!("mcp-{}", session_key(session, &who.subject));
+    if !rec.exists(&id) {
+        rec.append(
+            &id,
+            "start",
+            json!({"subject": who.subject, "groups": who.groups, "transport": "streamable-http"}),
+        )?;
+    }
+    let (rule, approval_id, reason) = verdict.parts();
+    rec.append(
+        &id,
+        "call",
+        json!({
+            "action": call.summary(),
+            "call": call.to_json(),
+            "decision": verdict.decision(),
+            "rule": rule,
+            "approval_id": approval_id,
+            "reason": reason,
+        }),
+    )?;
+    Ok(())
+}
+
+/// A recording id for an MCP session: the server's session id is not trusted as a file name.
+fn session_key(session: &str, subject: &str) -> String {
+    let digest = hoopguard_core::aws::sha256_hex(format!("{subject}\0{session}").as_bytes());
+    digest[..24].to_string()
+}
+
+/// What one request needs to rewrite its answer.
+struct Ctx {
+    shared: Arc<Shared>,
+    who: Arc<Identity>,
+    list_ids: Vec<Value>,
+}
+
+impl Ctx {
+    /// Filters `msg` if it answers a `tools/list` of this request; says whether it did.
+    fn rewrite(&self, msg: &mut Value) -> bool {
+        if !response_id(msg).is_some_and(|id| self.list_ids.contains(id)) {
+            return false;
+        }
+        let removed = filter_tools(msg, |t| self.shared.keeps(&self.who, t));
+        if !removed.is_empty() {
+            tracing::debug!(subject = %self.who.subject, ?removed, "filtered a tool list");
+        }
+        true
+    }
+
+    /// The server's answer, with tool lists filtered and hoopguard's own answers added.
+    async fn answer<ResB>(
+        self,
+        resp: Response<ResB>,
+        answers: Vec<Value>,
+        batch: bool,
+    ) -> Response<McpBody>
+    where
+        ResB: Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = resp.into_parts();
+        let ctype = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ctype.starts_with("text/event-stream") {
+            parts.headers.remove(CONTENT_LENGTH);
+            let body = self.events(body, answers);
+            return Response::from_parts(parts, body);
+        }
+        if ctype.starts_with("application/json") {
+            let bytes = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => {
+                    return json_response(
+                        StatusCode::BAD_GATEWAY,
+                        &error(
+                            None,
+                            UNAVAILABLE,
+                            "the server's answer could not be read or is too large",
+                            None,
+                        ),
+                    );
+                }
+            };
+            let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+                return json_response(
+                    StatusCode::BAD_GATEWAY,
+                    &error(
+                        None,
+                        UNAVAILABLE,
+                        "the server answered with invalid JSON",
+                        None,
+                    ),
+                );
+            };
+            match &mut v {
+                Value::Array(items) => items.iter_mut().for_each(|m| {
+                    self.rewrite(m);
+                }),
+                m => {
+                    self.rewrite(m);
+                }
+            }
+            if !answers.is_empty() {
+                v = match v {
+                    Value::Array(mut items) => {
+                        items.extend(answers);
+                        Value::Array(items)
+                    }
+                    one => Value::Array([vec![one], answers].concat()),
+                };
+            }
+            let out = Bytes::from(v.to_string());
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+            return Response::from_parts(parts, full(out));
+        }
+        if !answers.is_empty() {
+            // The server accepted the rest (202, no body): hoopguard's answers are the answer.
+            let v = if batch {
+                Value::Array(answers)
+            } else {
+                answers.into_iter().next().unwrap_or(Value::Null)
+            };
+            return json_response(StatusCode::OK, &v);
+        }
+        Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+    }
+
+    /// An event stream with tool lists filtered, after hoopguard's own answers.
+    fn events<ResB>(self, body: ResB, answers: Vec<Value>) -> McpBody
+    where
+        ResB: Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        use futures_util::StreamExt;
+        let first: Vec<Result<http_body::Frame<Bytes>, BoxError>> = answers
+            .into_iter()
+            .map(|a| {
+                Ok(http_body::Frame::data(Bytes::from(format!(
+                    "event: message\ndata: {a}\n\n"
+                ))))
+            })
+            .collect();
+        let mut splitter = Events::new(MAX_EVENT);
+        let frames = http_body_util::BodyStream::new(body).map(move |frame| {
+            let frame = frame.map_err(Into::into)?;
+            let Ok(data) = frame.into_data() else {
+                return Ok(http_body::Frame::data(Bytes::new()));
+            };
+            let events = splitter
+                .push(&data)
+                .map_err(|e| -> BoxError { Box::new(e) })?;
+            let mut out = Vec::new();
+            for ev in events {
+                // Only an answer to this request's tools/list is rewritten; every other event
+                // passes byte for byte.
+                let rewritten = ev.data().and_then(|d| {
+                    let mut v: Value = serde_json::from_str(&d).ok()?;
+                    self.rewrite(&mut v).then(|| v.to_string())
+                });
+                out.extend(ev.to_bytes(rewritten.as_deref()));
+            }
+            Ok(http_body::Frame::data(Bytes::from(out)))
+        });
+        let stream = futures_util::stream::iter(first).chain(frames);
+        http_body_util::StreamBody::new(stream).boxed_unsync()
+    }
+}

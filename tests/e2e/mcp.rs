@@ -1,0 +1,324 @@
+//! The MCP data path end to end: `@modelcontextprotocol/server-everything` (npm) in
+//! streamable-HTTP mode behind `hoopguard serve`, called by the official Python MCP SDK.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{Everything, Gateway, mcp_client, reqwest::blocking_client, run_hoopguard};
+
+const DEMO_KEY: &str = "AKIAI44QH8DHBEXAMPLE";
+
+fn config(everything: &Everything) -> String {
+    format!(
+        r#"
+[identity.dev_issuer]
+enabled = true
+
+[mcp.upstream]
+url = "{url}"
+name = "everything"
+
+[[policy.rules]]
+name = "dev-tools"
+effect = "allow"
+groups = ["dev"]
+tools = ["echo", "get-env", "get-sum", "get-structured-content"]
+
+[[policy.rules]]
+name = "big-sums-need-a-manager"
+effect = "approve"
+groups = ["dev"]
+tools = ["get-sum"]
+args = [{{ pointer = "/a", gt = 100 }}]
+approvers = ["managers"]
+
+[[policy.rules]]
+name = "no-logging-toggles"
+effect = "deny"
+reason = "agents may not change the server's logging"
+tools = ["toggle-simulated-logging"]
+
+[[policy.rules]]
+name = "ops-everything"
+effect = "allow"
+groups = ["ops"]
+tools = ["*"]
+"#,
+        url = everything.url()
+    )
+}
+
+fn token(gw: &Gateway, dir: &Path, sub: &str, groups: &str, audience: Option<&str>) -> PathBuf {
+    let path = dir.join(format!("{sub}-{}.token", audience.is_some()));
+    let config = gw.config.to_str().unwrap();
+    let mut args = vec![
+        "dev-token",
+        "--config",
+        config,
+        "--sub",
+        sub,
+        "--groups",
+        groups,
+        "--out",
+        path.to_str().unwrap(),
+    ];
+    if let Some(a) = audience {
+        args.extend(["--audience", a]);
+    }
+    let (st, _, err) = run_hoopguard(&args, &[]);
+    assert!(st.success(), "{err}");
+    path
+}
+
+#[test]
+fn mcp_clients_are_guarded_in_front_of_server_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let everything = Everything::start(dir.path(), &[("DEMO_AWS_KEY", DEMO_KEY)]);
+    // A pin from an earlier run that the server's `get-structured-content` no longer matches:
+    // as if the server had changed that tool's definition since it was first listed.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("mcp-tool-pins.json"),
+        r#"{"everything":{"get-structured-content":"0000000000000000000000000000000000000000000000000000000000000000"}}"#,
+    )
+    .unwrap();
+    let gw = Gateway::start(dir.path(), &config(&everything), &[]);
+    let url = gw.url(gw.mcp, "/mcp");
+    let alice = token(&gw, dir.path(), "alice", "dev", Some(&url));
+    let bob = token(&gw, dir.path(), "bob", "ops", Some(&url));
+
+    // No token, or a token for another audience: 401 naming the protected-resource metadata.
+    let resp = blocking_client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let metadata_url = gw.url(gw.mcp, "/.well-known/oauth-protected-resource/mcp");
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains(&format!(r#"resource_metadata="{metadata_url}""#)),
+        "{challenge}"
+    );
+    let meta: serde_json::Value = blocking_client()
+        .get(&metadata_url)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["resource"], url.as_str());
+    assert_eq!(meta["bearer_methods_supported"][0], "header");
+    let other_audience = token(&gw, dir.path(), "alice", "dev", None);
+    assert!(mcp_client(&url, Some(&other_audience), &["list"]).is_err());
+    let resp = blocking_client()
+        .post(&url)
+        .bearer_auth(std::fs::read_to_string(&other_audience).unwrap())
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#) && challenge.contains("audience"),
+        "{challenge}"
+    );
+
+    // The tool list differs by group; a tool whose definition changed since pinned is hidden.
+    let r = mcp_client(&url, Some(&alice), &["list"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.proc.output()));
+    assert_eq!(
+        r[0]["tools"],
+        serde_json::json!(["echo", "get-env", "get-sum"]),
+        "{r:?}"
+    );
+    let r = mcp_client(&url, Some(&bob), &["list"]).unwrap();
+    let bobs: Vec<&str> = r[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        bobs.contains(&"get-annotated-message") && bobs.contains(&"echo"),
+        "{bobs:?}"
+    );
+    assert!(
+        !bobs.contains(&"toggle-simulated-logging"),
+        "an unconditional deny hides it: {bobs:?}"
+    );
+    assert!(!bobs.contains(&"get-structured-content"), "{bobs:?}");
+
+    // Allowed, denied by default, denied by a rule with its reason, refused as changed; a
+    // secret in a tool result (an SSE response) arrives masked.
+    let r = mcp_client(
+        &url,
+        Some(&alice),
+        &[
+            "call",
+            "echo",
+            r#"{"message":"hello through hoopguard"}"#,
+            "call",
+            "get-annotated-message",
+            r#"{"messageType":"error"}"#,
+            "call",
+            "toggle-simulated-logging",
+            "{}",
+            "call",
+            "get-structured-content",
+            r#"{"location":"New York"}"#,
+            "call",
+            "get-env",
+            "{}",
+        ],
+    )
+    .unwrap();
+    assert_eq!(r[0]["text"], "Echo: hello through hoopguard", "{r:?}");
+    assert_eq!(r[1]["code"], -32001, "{r:?}");
+    assert!(
+        r[1]["error"].as_str().unwrap().contains("no rule allows"),
+        "{r:?}"
+    );
+    assert!(
+        r[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("agents may not change the server's logging"),
+        "{r:?}"
+    );
+    assert!(
+        r[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("changed its definition"),
+        "{r:?}"
+    );
+    let env = r[4]["text"].as_str().unwrap();
+    assert!(env.contains("[MASKED:") && !env.contains(DEMO_KEY), "{env}");
+
+    // Approval: a big sum waits for a manager; approved, that call with those arguments goes
+    // through once; a small sum needs nobody.
+    let big = r#"{"a":500,"b":1}"#;
+    let r = mcp_client(
+        &url,
+        Some(&alice),
+        &[
+            "call",
+            "get-sum",
+            big,
+            "call",
+            "get-sum",
+            r#"{"a":1,"b":2}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(r[0]["code"], -32002, "{r:?}");
+    assert!(r[1]["text"].as_str().unwrap().contains('3'), "{r:?}");
+    let msg = r[0]["error"].as_str().unwrap();
+    let id = msg
+        .split("Approval ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap();
+    let maria = token(&gw, dir.path(), "maria", "managers", None);
+    let config = gw.config.to_str().unwrap();
+    let (st, _, err) = run_hoopguard(
+        &[
+            "approvals",
+            "--config",
+            config,
+            "--token-file",
+            maria.to_str().unwrap(),
+            "approve",
+            id,
+        ],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    let r = mcp_client(
+        &url,
+        Some(&alice),
+        &[
+            "call",
+            "get-sum",
+            r#"{"a":500,"b":2}"#,
+            "call",
+            "get-sum",
+            big,
+            "call",
+            "get-sum",
+            big,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        r[0]["code"], -32002,
+        "other arguments are not covered: {r:?}"
+    );
+    assert!(r[1]["text"].as_str().unwrap().contains("501"), "{r:?}");
+    assert_eq!(r[2]["code"], -32002, "a once grant is used up: {r:?}");
+
+    // Malformed JSON-RPC: a JSON-RPC error, never a pass-through.
+    let raw = std::fs::read_to_string(&alice).unwrap();
+    for (body, code) in [
+        ("{not json", -32700),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            -32602,
+        ),
+        ("[]", -32600),
+    ] {
+        let resp = blocking_client()
+            .post(&url)
+            .bearer_auth(&raw)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: serde_json::Value = resp.json().unwrap();
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+    }
+
+    // Every decided call recorded under its MCP session; recordings verify; no token or masked
+    // secret in the data directory or the log.
+    let (st, out, err) = run_hoopguard(&["sessions", "--config", config, "list"], &[]);
+    assert!(st.success(), "{err}");
+    let out = String::from_utf8(out).unwrap();
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| id.starts_with("mcp-"))
+        .collect();
+    assert!(!ids.is_empty(), "{out}");
+    let mut timelines = String::new();
+    for id in &ids {
+        let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "show", id], &[]);
+        timelines.push_str(&String::from_utf8(out).unwrap());
+    }
+    for expected in [
+        "tool `echo` → allow",
+        "tool `get-annotated-message` → deny",
+        "tool `get-sum` → approve",
+    ] {
+        assert!(
+            timelines.contains(expected),
+            "{expected} missing from {timelines}"
+        );
+    }
+    let (st, out, _) = run_hoopguard(&["sessions", "--config", config, "verify"], &[]);
+    assert!(st.success(), "{}", String::from_utf8_lossy(&out));
+    let log = gw.proc.output();
+    for secret in [raw.as_str(), DEMO_KEY] {
+        assert!(!log.contains(secret), "a secret reached the log");
+        crate::aws::assert_no_file_contains(&data, secret);
+    }
+}
