@@ -16,3 +16,4 @@ pub mod explain;
 mod mcp;
 pub mod serve;
 pub mod sessions_cli;
+pub mod wrap;

@@ -107,6 +107,22 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Guard a stdio MCP server: run it as a child and decide, mask and record what passes
+    /// between this process's stdin/stdout and it.
+    Wrap {
+        /// The configuration (policy, identity, mask, data directory).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A file holding the caller's token.
+        #[arg(long, conflicts_with = "token_env")]
+        token_file: Option<PathBuf>,
+        /// An environment variable holding the caller's token.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// The server to run, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Approve or deny pending calls, as an approver (over the admin API).
     Approvals {
         #[command(flatten)]
@@ -333,6 +349,43 @@ fn main() -> ExitCode {
             stats,
         } => mask(config, format, stats),
         Command::Sessions { config, command } => sessions(config, command),
+        Command::Wrap {
+            config,
+            token_file,
+            token_env,
+            command,
+        } => wrap(config, token_file, token_env, command),
+    }
+}
+
+fn wrap(
+    config: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+    command: Vec<String>,
+) -> ExitCode {
+    use hoopguard_cli::wrap::{TokenSource, run};
+    let (cfg, _) = match Config::load(config.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+    };
+    let token = match (token_file, token_env) {
+        (Some(f), _) => TokenSource::File(f),
+        (None, Some(v)) => TokenSource::Env(v),
+        (None, None) => {
+            return fail(
+                EXIT_CONFIG,
+                "the caller's identity is needed: --token-file FILE or --token-env VAR",
+            );
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    match rt.block_on(run(cfg, token, command)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => fail(1, &e),
     }
 }
 

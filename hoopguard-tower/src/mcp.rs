@@ -100,15 +100,17 @@ pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 /// Applies [`McpService`]. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct McpLayer {
-    inner: Arc<Shared>,
+    inner: Arc<McpGuard>,
 }
 
-#[derive(Debug)]
-struct Shared {
+/// The decisions of the MCP guard, without HTTP: shared by [`McpLayer`] and the stdio wrapper.
+#[derive(Debug, Clone)]
+pub struct McpGuard {
     guard: Guard,
     pins: Arc<Pins>,
     server: String,
     recorder: Option<Arc<Recorder>>,
+    transport: &'static str,
 }
 
 impl McpLayer {
@@ -116,25 +118,14 @@ impl McpLayer {
     /// kept under).
     pub fn new(guard: Guard, pins: Arc<Pins>, server: impl Into<String>) -> Self {
         McpLayer {
-            inner: Arc::new(Shared {
-                guard,
-                pins,
-                server: server.into(),
-                recorder: None,
-            }),
+            inner: Arc::new(McpGuard::new(guard, pins, server)),
         }
     }
 
     /// Records every decided call (and refuses calls that cannot be recorded).
     pub fn record(self, recorder: Arc<Recorder>) -> Self {
-        let s = &self.inner;
         McpLayer {
-            inner: Arc::new(Shared {
-                guard: s.guard.clone(),
-                pins: s.pins.clone(),
-                server: s.server.clone(),
-                recorder: Some(recorder),
-            }),
+            inner: Arc::new(McpGuard::clone(&self.inner).record(recorder)),
         }
     }
 }
@@ -154,7 +145,7 @@ impl<S> Layer<S> for McpLayer {
 #[derive(Clone, Debug)]
 pub struct McpService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<McpGuard>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -198,7 +189,7 @@ fn full(b: Bytes) -> McpBody {
 }
 
 async fn handle<S, B, ResB>(
-    shared: Arc<Shared>,
+    shared: Arc<McpGuard>,
     mut inner: S,
     req: Request<B>,
 ) -> Result<Response<McpBody>, S::Error>
@@ -270,12 +261,7 @@ where
         match &item.ask {
             Ask::Decide(call) => match shared.decide(&who, call, &session).await {
                 Ok(()) => forward.push(item.message),
-                Err(answer) => answers.push(error(
-                    item.id.as_ref(),
-                    answer.code,
-                    &answer.message,
-                    Some(answer.data),
-                )),
+                Err(refusal) => answers.push(refusal.to_error(item.id.as_ref())),
             },
             Ask::ListTools => {
                 ctx.list_ids.extend(item.id.clone());
@@ -305,14 +291,50 @@ where
 }
 
 /// Why a call is answered by hoopguard instead of the server.
-struct Refusal {
-    code: i64,
-    message: String,
-    data: Value,
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The JSON-RPC error code ([`DENIED`], [`APPROVAL_PENDING`], [`UNAVAILABLE`]).
+    pub code: i64,
+    /// What the caller is told: the rule's reason, or how to get the call approved.
+    pub message: String,
+    /// The rule, the approval id.
+    pub data: Value,
 }
 
-impl Shared {
-    async fn decide(&self, who: &Identity, call: &Call, session: &str) -> Result<(), Refusal> {
+impl Refusal {
+    /// The JSON-RPC error answering the request `id`.
+    pub fn to_error(&self, id: Option<&Value>) -> Value {
+        error(id, self.code, &self.message, Some(self.data.clone()))
+    }
+}
+
+impl McpGuard {
+    /// The guard for MCP server `server`, deciding with `guard`, pinning tools in `pins`.
+    pub fn new(guard: Guard, pins: Arc<Pins>, server: impl Into<String>) -> Self {
+        McpGuard {
+            guard,
+            pins,
+            server: server.into(),
+            recorder: None,
+            transport: "streamable-http",
+        }
+    }
+
+    /// Records every decided call (and refuses calls that cannot be recorded).
+    pub fn record(mut self, recorder: Arc<Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Names the transport in recordings (`streamable-http` by default, `stdio`).
+    pub fn transport(mut self, name: &'static str) -> Self {
+        self.transport = name;
+        self
+    }
+
+    /// Decides one call of `who` in MCP session `session`: `Ok` to forward it, or the refusal
+    /// to answer with. The decision is recorded first when a recorder is set.
+    pub async fn decide(&self, who: &Identity, call: &Call, session: &str) -> Result<(), Refusal> {
         if let Call::McpTool { name, .. } = call {
             if self.pins.is_changed(&self.server, name) {
                 tracing::warn!(subject = %who.subject, tool = %name, server = %self.server, "refused a call to a tool whose definition changed");
@@ -327,7 +349,7 @@ impl Shared {
         }
         let verdict = self.guard.authorize(who, call, None).await;
         if let Some(rec) = &self.recorder {
-            if let Err(e) = record(rec, session, who, call, &verdict) {
+            if let Err(e) = record(rec, self.transport, session, who, call, &verdict) {
                 tracing::error!(error = %e, "cannot record an MCP call; refusing it");
                 return Err(Refusal {
                     code: UNAVAILABLE,
@@ -363,8 +385,8 @@ impl Shared {
     }
 
     /// Whether a listed tool stays in the list for `who`: allowed for them, and not changed
-    /// since it was pinned.
-    fn keeps(&self, who: &Identity, tool: &Value) -> bool {
+    /// since it was pinned (a new tool is pinned now).
+    pub fn keeps(&self, who: &Identity, tool: &Value) -> bool {
         let name = tool.get("name").and_then(Value::as_str).unwrap_or("");
         match self.pins.check(&self.server, tool) {
             Ok(PinCheck::Changed) => {
@@ -384,6 +406,7 @@ impl Shared {
 /// A recording per MCP session: `start`, then one `call` event per decided call.
 fn record(
     rec: &Recorder,
+    transport: &str,
     session: &str,
     who: &Identity,
     call: &Call,
@@ -394,7 +417,7 @@ fn record(
         rec.append(
             &id,
             "start",
-            json!({"subject": who.subject, "groups": who.groups, "transport": "streamable-http"}),
+            json!({"subject": who.subject, "groups": who.groups, "transport": transport}),
         )?;
     }
     let (rule, approval_id, reason) = verdict.parts();
@@ -421,7 +444,7 @@ fn session_key(session: &str, subject: &str) -> String {
 
 /// What one request needs to rewrite its answer.
 struct Ctx {
-    shared: Arc<Shared>,
+    shared: Arc<McpGuard>,
     who: Arc<Identity>,
     list_ids: Vec<Value>,
 }

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Everything, Gateway, mcp_client, reqwest::blocking_client, run_hoopguard};
+use crate::support::{
+    Everything, Gateway, hoopguard, mcp_client, mcp_client_stdio, node_peers,
+    reqwest::blocking_client, run_hoopguard,
+};
 
 const DEMO_KEY: &str = "AKIAI44QH8DHBEXAMPLE";
 
@@ -321,4 +324,107 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         assert!(!log.contains(secret), "a secret reached the log");
         crate::aws::assert_no_file_contains(&data, secret);
     }
+}
+
+#[test]
+fn a_stdio_server_is_guarded_under_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    // The approvals of wrapped calls are approved through a running gateway on the same data
+    // directory; the wrapped server itself never talks to it.
+    let everything_http = Everything::start(dir.path(), &[]);
+    let gw = Gateway::start(dir.path(), &config(&everything_http), &[]);
+    let config = gw.config.to_str().unwrap().to_string();
+    let alice = token(&gw, dir.path(), "alice", "dev", None);
+    let script =
+        node_peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let wrap = |token: &Path| {
+        vec![
+            hoopguard().to_str().unwrap().to_string(),
+            "wrap".into(),
+            "--config".into(),
+            config.clone(),
+            "--token-file".into(),
+            token.to_str().unwrap().to_string(),
+            "--".into(),
+            "node".into(),
+            script.to_str().unwrap().to_string(),
+            "stdio".into(),
+        ]
+    };
+    let cmd = wrap(&alice);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let env = [("DEMO_AWS_KEY", DEMO_KEY)];
+    let r = mcp_client_stdio(
+        &cmd,
+        &env,
+        &[
+            "list",
+            "call",
+            "echo",
+            r#"{"message":"over stdio"}"#,
+            "call",
+            "get-annotated-message",
+            r#"{"messageType":"error"}"#,
+            "call",
+            "get-env",
+            "{}",
+            "call",
+            "get-sum",
+            r#"{"a":700,"b":1}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        r[0]["tools"],
+        serde_json::json!(["echo", "get-env", "get-structured-content", "get-sum"]),
+        "{r:?}"
+    );
+    assert_eq!(r[1]["text"], "Echo: over stdio", "{r:?}");
+    assert_eq!(r[2]["code"], -32001, "{r:?}");
+    let env_text = r[3]["text"].as_str().unwrap();
+    assert!(
+        env_text.contains("[MASKED:") && !env_text.contains(DEMO_KEY),
+        "{env_text}"
+    );
+    assert_eq!(r[4]["code"], -32002, "{r:?}");
+    let msg = r[4]["error"].as_str().unwrap();
+    let id = msg
+        .split("Approval ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap();
+    let maria = token(&gw, dir.path(), "maria", "managers", None);
+    let (st, _, err) = run_hoopguard(
+        &[
+            "approvals",
+            "--config",
+            &config,
+            "--token-file",
+            maria.to_str().unwrap(),
+            "approve",
+            id,
+        ],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    let r = mcp_client_stdio(&cmd, &env, &["call", "get-sum", r#"{"a":700,"b":1}"#]).unwrap();
+    assert!(r[0]["text"].as_str().unwrap().contains("701"), "{r:?}");
+
+    // A token that does not verify: wrap refuses to start the server at all.
+    let bad = dir.path().join("bad.token");
+    std::fs::write(&bad, "not-a-token").unwrap();
+    let cmd = wrap(&bad);
+    let args: Vec<&str> = cmd[1..].iter().map(String::as_str).collect();
+    let (st, out, err) = run_hoopguard(&args, &[]);
+    assert!(!st.success() && out.is_empty(), "{err}");
+    assert!(err.contains("the token was refused"), "{err}");
+
+    // The wrapped session was recorded.
+    let (_, out, _) = run_hoopguard(&["sessions", "--config", &config, "list"], &[]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("mcp-") && l.contains("alice")),
+        "{out}"
+    );
 }

@@ -466,12 +466,50 @@ pub fn mcp_client(
     token: Option<&Path>,
     steps: &[&str],
 ) -> Result<Vec<serde_json::Value>, String> {
-    let mut cmd = Command::new(venv().join("bin/python"));
-    cmd.arg(root().join("tests/peers/mcp_client.py")).arg(url);
+    let mut args: Vec<std::ffi::OsString> = vec![url.into()];
     if let Some(t) = token {
-        cmd.arg("--token-file").arg(t);
+        args.extend(["--token-file".into(), t.into()]);
     }
-    let out = cmd.args(steps).output().expect("run mcp_client.py");
+    run_mcp_client(args, steps, &[])
+}
+
+/// The same client over stdio: it starts `command` (with `env` added) and talks to it on its
+/// stdin/stdout.
+pub fn mcp_client_stdio(
+    command: &[&str],
+    env: &[(&str, &str)],
+    steps: &[&str],
+) -> Result<Vec<serde_json::Value>, String> {
+    let env_json: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    run_mcp_client(
+        vec!["stdio".into()],
+        steps,
+        &[
+            ("MCP_STDIO_COMMAND", serde_json::to_string(command).unwrap()),
+            (
+                "MCP_STDIO_ENV",
+                serde_json::Value::Object(env_json).to_string(),
+            ),
+        ],
+    )
+}
+
+fn run_mcp_client(
+    args: Vec<std::ffi::OsString>,
+    steps: &[&str],
+    env: &[(&str, String)],
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut cmd = Command::new(venv().join("bin/python"));
+    cmd.arg(root().join("tests/peers/mcp_client.py"))
+        .args(args)
+        .args(steps);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run mcp_client.py");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
         return Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
