@@ -20,11 +20,9 @@ use hoopguard_core::mask::Engine;
 use hoopguard_core::mcp::{Pins, UNAVAILABLE, error};
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
-use hoopguard_tower::mask::MaskLayer;
-use hoopguard_tower::mcp::McpLayer;
+use hoopguard_tower::mcp::{Stack, metadata_url, protected_resource_metadata};
 use hoopguard_tower::policy::Guard;
 use http_body_util::{BodyExt, Full};
-use serde_json::json;
 
 use crate::aws::Client;
 use crate::config::McpUpstream;
@@ -79,13 +77,7 @@ struct Upstream {
 
 /// The MCP listener's routes.
 pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
-    let metadata_url = metadata_url(&setup.resource, &setup.path);
-    let metadata = json!({
-        "resource": setup.resource,
-        "authorization_servers": setup.issuers,
-        "bearer_methods_supported": ["header"],
-        "resource_name": "hoopguard MCP gateway",
-    });
+    let metadata = protected_resource_metadata(&setup.resource, &setup.issuers);
     let meta = move || {
         let m = metadata.clone();
         async move {
@@ -98,9 +90,6 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
         }
     };
     let well_known = format!("/.well-known/oauth-protected-resource{}", setup.path);
-    let auth = AuthLayer::new(setup.verifier)
-        .require_audience(setup.resource.clone())
-        .resource_metadata(metadata_url);
     let guarded: Router = match setup.upstream {
         Some(up) => {
             let value = match (&up.value, &up.value_file) {
@@ -131,21 +120,31 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
                 timeout: up.timeout,
                 client: setup.client,
             };
-            let name = up.name.clone().unwrap_or_else(|| up.url.clone());
-            let svc = tower::ServiceBuilder::new()
-                .layer(auth)
-                .layer(MaskLayer::new(setup.mask))
-                .layer(McpLayer::new(setup.guard, setup.pins, name).record(setup.recorder))
-                .service(tower::service_fn(move |req: http::Request<Full<Bytes>>| {
-                    let up = upstream.clone();
-                    async move { Ok::<_, std::convert::Infallible>(forward(&up, req).await) }
-                }));
+            let stack = Stack {
+                verifier: setup.verifier,
+                resource: setup.resource,
+                path: setup.path.clone(),
+                guard: setup.guard,
+                pins: setup.pins,
+                server: up.name.clone().unwrap_or_else(|| up.url.clone()),
+                mask: setup.mask,
+                recorder: Some(setup.recorder),
+            };
+            let svc = stack.layer(tower::service_fn(move |req: http::Request<Full<Bytes>>| {
+                let up = upstream.clone();
+                async move { Ok::<_, std::convert::Infallible>(forward(&up, req).await) }
+            }));
             Router::new().route_service(&setup.path, svc)
         }
         None => Router::new().route_service(
             &setup.path,
-            tower::ServiceBuilder::new().layer(auth).service(tower::service_fn(
-                |_req: http::Request<Body>| async {
+            tower::ServiceBuilder::new()
+                .layer(
+                    AuthLayer::new(setup.verifier)
+                        .require_audience(setup.resource.clone())
+                        .resource_metadata(metadata_url(&setup.resource, &setup.path)),
+                )
+                .service(tower::service_fn(|_req: http::Request<Body>| async {
                     Ok::<_, std::convert::Infallible>(
                         (
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -158,8 +157,7 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
                         )
                             .into_response(),
                     )
-                },
-            )),
+                })),
         ),
     };
     Ok(guarded
@@ -168,15 +166,6 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
             axum::routing::get(meta.clone()),
         )
         .route(&well_known, axum::routing::get(meta)))
-}
-
-/// The RFC 9728 metadata URL for a resource served at `path`.
-fn metadata_url(resource: &str, path: &str) -> String {
-    let origin = resource
-        .find("://")
-        .and_then(|i| resource[i + 3..].find('/').map(|j| &resource[..i + 3 + j]))
-        .unwrap_or(resource);
-    format!("{origin}/.well-known/oauth-protected-resource{path}")
 }
 
 /// Sends one request to the MCP server; its answer streams back.
@@ -224,20 +213,5 @@ async fn forward(up: &Upstream, req: http::Request<Full<Bytes>>) -> axum::respon
             }
             axum::response::Response::from_parts(rparts, Body::new(rbody))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn metadata_sits_at_the_origin_with_the_path() {
-        assert_eq!(
-            super::metadata_url("https://gw.example/mcp", "/mcp"),
-            "https://gw.example/.well-known/oauth-protected-resource/mcp"
-        );
-        assert_eq!(
-            super::metadata_url("http://127.0.0.1:8788/mcp", "/mcp"),
-            "http://127.0.0.1:8788/.well-known/oauth-protected-resource/mcp"
-        );
     }
 }

@@ -10,6 +10,8 @@
 //!   for the Prometheus endpoint.
 //! * [`policy`]: [`PolicyLayer`](policy::PolicyLayer) and [`Guard`](policy::Guard) decide each
 //!   call (allow, deny, or wait for a human's approval).
+//! * `rmcp` (feature `rmcp`): guard a Rust MCP server built on the official `rmcp` crate with
+//!   the same layers, in-process.
 //! * [`body`]: [`GuardBody`](body::GuardBody), the response body of a layer that may answer on
 //!   its own (a refusal) instead of calling the inner service.
 //!
@@ -29,6 +31,8 @@ pub mod mask;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
 
 /// The error type at tower boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

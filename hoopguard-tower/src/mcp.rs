@@ -103,6 +103,71 @@ pub struct McpLayer {
     inner: Arc<McpGuard>,
 }
 
+/// Everything a guarded MCP endpoint needs, in the right order: [`Stack::layer`] wraps a
+/// streamable-HTTP MCP service (a proxy, or an in-process server such as rmcp's) in
+/// `AuthLayer` (bearer token only, audience = `resource`, 401 naming the metadata URL) →
+/// `MaskLayer` → [`McpLayer`].
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// Verifies callers' tokens.
+    pub verifier: Arc<hoopguard_core::identity::Verifier>,
+    /// This endpoint's resource URI (RFC 8707): tokens must name it in `aud`.
+    pub resource: String,
+    /// The path the endpoint is served at (for the metadata URL).
+    pub path: String,
+    /// Decides calls.
+    pub guard: Guard,
+    /// Tool pins.
+    pub pins: Arc<Pins>,
+    /// The name the server's pins are kept under.
+    pub server: String,
+    /// Masks answers.
+    pub mask: Arc<hoopguard_core::mask::Engine>,
+    /// Records calls, if set.
+    pub recorder: Option<Arc<Recorder>>,
+}
+
+/// A service wrapped by [`Stack::layer`].
+pub type Guarded<S> = crate::auth::Auth<crate::mask::Mask<McpService<S>>>;
+
+impl Stack {
+    /// Wraps `inner`.
+    pub fn layer<S>(self, inner: S) -> Guarded<S> {
+        let mut mcp = McpLayer::new(self.guard, self.pins, self.server);
+        if let Some(r) = self.recorder {
+            mcp = mcp.record(r);
+        }
+        let auth = crate::auth::AuthLayer::new(self.verifier)
+            .require_audience(self.resource.clone())
+            .resource_metadata(metadata_url(&self.resource, &self.path));
+        tower::ServiceBuilder::new()
+            .layer(auth)
+            .layer(crate::mask::MaskLayer::new(self.mask))
+            .layer(mcp)
+            .service(inner)
+    }
+}
+
+/// The RFC 9728 protected-resource metadata URL of a resource served at `path`: the resource's
+/// origin, then `/.well-known/oauth-protected-resource` and the path.
+pub fn metadata_url(resource: &str, path: &str) -> String {
+    let origin = resource
+        .find("://")
+        .and_then(|i| resource[i + 3..].find('/').map(|j| &resource[..i + 3 + j]))
+        .unwrap_or(resource);
+    format!("{origin}/.well-known/oauth-protected-resource{path}")
+}
+
+/// The RFC 9728 protected-resource metadata document.
+pub fn protected_resource_metadata(resource: &str, issuers: &[String]) -> Value {
+    json!({
+        "resource": resource,
+        "authorization_servers": issuers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "hoopguard-guarded MCP server",
+    })
+}
+
 /// The decisions of the MCP guard, without HTTP: shared by [`McpLayer`] and the stdio wrapper.
 #[derive(Debug, Clone)]
 pub struct McpGuard {
@@ -584,5 +649,20 @@ impl Ctx {
         });
         let stream = futures_util::stream::iter(first).chain(frames);
         http_body_util::StreamBody::new(stream).boxed_unsync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_sits_at_the_origin_with_the_path() {
+        assert_eq!(
+            super::metadata_url("https://gw.example/mcp", "/mcp"),
+            "https://gw.example/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            super::metadata_url("http://127.0.0.1:8788/mcp", "/mcp"),
+            "http://127.0.0.1:8788/.well-known/oauth-protected-resource/mcp"
+        );
     }
 }

@@ -32,29 +32,38 @@ pub fn venv() -> PathBuf {
 /// The `hoopguard` binary, built once per test run so it is never stale.
 pub fn hoopguard() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_build(&["-p", "hoopguard-cli", "--bin", "hoopguard"], "hoopguard"))
+}
+
+/// The guarded rmcp example server, built once per test run.
+pub fn rmcp_example() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        // target/<profile>/deps/e2e-… → target/<profile>
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "hoopguard-cli",
-            "--bin",
-            "hoopguard",
-        ])
-        .current_dir(root());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the hoopguard binary failed");
-        profile_dir.join("hoopguard")
+        cargo_build(
+            &["-p", "hoopguard", "--example", "guarded-rmcp-server"],
+            "examples/guarded-rmcp-server",
+        )
     })
+}
+
+/// `cargo build ARGS` in this test's profile; returns `target/<profile>/<output>`.
+fn cargo_build(args: &[&str], output: &str) -> PathBuf {
+    // target/<profile>/deps/e2e-… → target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .args(args)
+        .current_dir(root());
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+    profile_dir.join(output)
 }
 
 /// A free TCP port on loopback.
@@ -518,4 +527,37 @@ fn run_mcp_client(
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect())
+}
+
+/// `examples/guarded-rmcp-server` (an rmcp server guarded in-process) on a free port, sharing a
+/// gateway's data directory and development issuer.
+pub struct RmcpExample {
+    pub port: u16,
+    proc: Proc,
+}
+
+impl RmcpExample {
+    pub fn start(dir: &Path, gw: &Gateway, env: &[(&str, &str)]) -> RmcpExample {
+        let port = free_port();
+        let mut cmd = Command::new(rmcp_example());
+        cmd.args(["--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--dev-issuer", &gw.url(gw.admin, "/dev")])
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Proc::spawn(cmd, dir.join(format!("rmcp-{port}.log")));
+        wait_for_port(port, Duration::from_secs(60));
+        RmcpExample { port, proc }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    pub fn stop(mut self) {
+        self.proc.kill();
+    }
 }
