@@ -245,12 +245,15 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The pooled HTTPS (and, for endpoint overrides, HTTP) client calls are forwarded with.
 pub(crate) fn client() -> Result<Client, String> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))

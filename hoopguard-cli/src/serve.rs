@@ -230,6 +230,10 @@ pub async fn run(
         let mut rx = stop_rx.clone();
         servers.spawn(async move {
             let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            // Small answers (JSON-RPC, SSE events) go out at once, not after a delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let res = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|stop| *stop).await;
