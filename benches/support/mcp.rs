@@ -105,7 +105,7 @@ tools = ["echo"]
             "bench",
             &["dev".into()],
             Duration::from_secs(3600),
-            &[url.clone()],
+            std::slice::from_ref(&url),
         )
         .unwrap();
     while tokio::net::TcpStream::connect(("127.0.0.1", mcp))
