@@ -666,3 +666,154 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod layer_tests {
+    //! The layer against stand-in servers written here: they answer fixed JSON or SSE bodies,
+    //! which is all the layer sees of a server. The end-to-end tests use real MCP servers.
+    use super::*;
+    use hoopguard_core::approvals::{Approvals, SqliteStore};
+    use hoopguard_core::policy::{Policy, RuleConfig};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    fn guard(dir: &std::path::Path) -> Guard {
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "echo", "effect": "allow", "tools": ["echo"]},
+            {"name": "no-rm", "effect": "deny", "reason": "never rm", "tools": ["rm"]},
+        ]))
+        .unwrap();
+        let store = SqliteStore::open(&dir.join("a.sqlite")).unwrap();
+        Guard::new(
+            Policy::compile(&rules).unwrap(),
+            Approvals::new(Arc::new(store)),
+        )
+    }
+
+    fn alice() -> Arc<Identity> {
+        Arc::new(Identity {
+            subject: "alice".into(),
+            groups: vec![],
+            issuer: "i".into(),
+            expires_at: std::time::SystemTime::now(),
+            claims: Default::default(),
+        })
+    }
+
+    async fn call(
+        dir: &std::path::Path,
+        body: &str,
+        ctype: &'static str,
+        answer: &'static str,
+    ) -> (Value, String) {
+        let seen = Arc::new(std::sync::Mutex::new(Value::Null));
+        let seen2 = seen.clone();
+        let svc = ServiceBuilder::new()
+            .layer(McpLayer::new(guard(dir), Arc::new(Pins::in_memory()), "s"))
+            .service_fn(move |req: Request<Full<Bytes>>| {
+                let seen = seen2.clone();
+                async move {
+                    let b = req.into_body().collect().await.unwrap().to_bytes();
+                    *seen.lock().unwrap() = serde_json::from_slice(&b).unwrap();
+                    Ok::<_, std::convert::Infallible>(
+                        Response::builder()
+                            .header(CONTENT_TYPE, ctype)
+                            .body(Full::new(Bytes::from(answer)))
+                            .unwrap(),
+                    )
+                }
+            });
+        let mut req = Request::post("/mcp")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        req.extensions_mut().insert(alice());
+        let resp = svc.oneshot(req).await.unwrap();
+        let out = resp.into_body().collect().await.unwrap().to_bytes();
+        let forwarded = seen.lock().unwrap().clone();
+        (forwarded, String::from_utf8(out.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_batch_forwards_only_what_is_allowed_and_merges_the_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = r#"[
+            {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}},
+            {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm","arguments":{"path":"/"}}}
+        ]"#;
+        let (fwd, out) = call(
+            dir.path(),
+            batch,
+            "application/json",
+            r#"[{"jsonrpc":"2.0","id":1,"result":{"content":[]}}]"#,
+        )
+        .await;
+        assert_eq!(fwd.as_array().unwrap().len(), 1, "{fwd}");
+        assert_eq!(fwd[0]["id"], 1);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v[0]["id"], 1);
+        assert_eq!(v[1]["id"], 2);
+        assert_eq!(v[1]["error"]["code"], DENIED);
+        assert_eq!(v[1]["error"]["message"], "never rm");
+        // The same over SSE: the refusal is an event before the server's.
+        let (_, out) = call(
+            dir.path(),
+            batch,
+            "text/event-stream",
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+        )
+        .await;
+        let first = out.find("\"id\":2").unwrap();
+        let second = out.find("\"id\":1").unwrap();
+        assert!(first < second && out.contains("never rm"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn tool_lists_are_filtered_in_json_and_sse_and_other_events_pass_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+        let (_, out) = call(
+            dir.path(),
+            list,
+            "application/json",
+            r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"echo"},{"name":"rm"},{"name":"other"}]}}"#,
+        )
+        .await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["result"]["tools"], json!([{"name": "echo"}]));
+        let sse = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",  \"params\":{}}\n\nid: 3\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"rm\"},{\"name\":\"echo\"}]}}\n\n";
+        let (_, out) = call(dir.path(), list, "text/event-stream", sse).await;
+        assert!(
+            out.starts_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",  \"params\":{}}\n\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("id: 3\n") && out.contains(r#""tools":[{"name":"echo"}]"#),
+            "{out}"
+        );
+        assert!(!out.contains("\"rm\""), "{out}");
+    }
+
+    #[tokio::test]
+    async fn without_an_identity_nothing_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c2 = called.clone();
+        let svc = ServiceBuilder::new()
+            .layer(McpLayer::new(
+                guard(dir.path()),
+                Arc::new(Pins::in_memory()),
+                "s",
+            ))
+            .service_fn(move |_req: Request<Full<Bytes>>| {
+                c2.store(true, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
+        let req = Request::post("/mcp")
+            .body(Full::new(Bytes::from(
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            )))
+            .unwrap();
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
