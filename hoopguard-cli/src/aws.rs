@@ -52,6 +52,8 @@ pub(crate) struct AwsSetup {
     pub(crate) client: Client,
     /// Who approves calls that cannot be classified (none: they are refused).
     pub(crate) unclassified_approvers: Vec<String>,
+    /// Hosts whose subdomains are S3 buckets.
+    pub(crate) s3_virtual_host_suffixes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -65,6 +67,7 @@ struct AwsState {
     max_body: usize,
     client: Client,
     unclassified: Option<Arc<ApprovalSpec>>,
+    vhost_suffixes: Arc<Vec<String>>,
 }
 
 /// The AWS listener's routes.
@@ -78,6 +81,7 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         upstream_timeout: setup.upstream_timeout,
         max_body: setup.max_body,
         client: setup.client,
+        vhost_suffixes: Arc::new(setup.s3_virtual_host_suffixes),
         unclassified: (!setup.unclassified_approvers.is_empty()).then(|| {
             Arc::new(ApprovalSpec {
                 rule: "aws-unclassified".into(),
@@ -294,6 +298,38 @@ fn scope_service(headers: &HeaderMap) -> Option<&str> {
         .nth(3)
 }
 
+/// The bucket of a virtual-host S3 request: the `Host` is `BUCKET.SUFFIX[:port]` for one of
+/// the configured suffixes, and `BUCKET` is a DNS-compatible bucket name.
+fn virtual_host_bucket<'a>(
+    headers: &'a HeaderMap,
+    service: &str,
+    suffixes: &[String],
+) -> Option<&'a str> {
+    if service != "s3" {
+        return None;
+    }
+    let host = header(headers, "host")?;
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    suffixes.iter().find_map(|suffix| {
+        let bucket = host.strip_suffix(suffix.as_str())?.strip_suffix('.')?;
+        let ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && bucket
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
+        ok.then_some(bucket)
+    })
+}
+
 /// The service of a presigned URL's credential scope (`X-Amz-Credential=KEY%2FDATE%2FREGION%2FSERVICE…`).
 fn presigned_service(query: &str) -> Option<&str> {
     let cred = query
@@ -436,6 +472,12 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         })
         .collect::<Vec<_>>()
         .join("&");
+    // A virtual-host S3 request (`Host: bucket.localhost`) is classified and sent path-style.
+    let path = match virtual_host_bucket(&parts.headers, &verified.service, &state.vhost_suffixes) {
+        Some(bucket) if parts.uri.path() == "/" => format!("/{bucket}"),
+        Some(bucket) => format!("/{bucket}{}", parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    };
     let inspected: &[u8] = match &payload {
         Payload::Buffered(b) => b,
         _ => &[],
@@ -456,7 +498,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     let digest = (!digest.is_empty()).then_some(digest.as_str());
     let (classified, verdict) = match classify(&Parts {
         method: parts.method.as_str(),
-        path: parts.uri.path(),
+        path: &path,
         query: &query,
         target: header(&parts.headers, "x-amz-target"),
         copy_source: header(&parts.headers, "x-amz-copy-source"),
@@ -538,7 +580,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             );
         }
     }
-    let resp = forward(&state, &parts, &query, &verified, payload).await;
+    let resp = forward(&state, &parts, &path, &query, &verified, payload).await;
     let resp = match resp {
         Ok(r) => r,
         Err((status, code, msg)) => {
@@ -563,6 +605,7 @@ type Refusal = (StatusCode, &'static str, String);
 async fn forward(
     state: &AwsState,
     parts: &axum::http::request::Parts,
+    path: &str,
     query: &str,
     verified: &Verified,
     payload: Payload,
@@ -595,9 +638,9 @@ async fn forward(
     )
     .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
     let url = if query.is_empty() {
-        format!("{base}{}", parts.uri.path())
+        format!("{base}{path}")
     } else {
-        format!("{base}{}?{query}", parts.uri.path())
+        format!("{base}{path}?{query}")
     };
     let dechunked = matches!(payload, Payload::Chunked(..));
     let mut headers = forward_headers(&parts.headers, dechunked);
@@ -829,4 +872,34 @@ fn record(
         }),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_host_buckets_only_under_the_configured_suffixes() {
+        let suffixes = vec!["localhost".to_string(), "s3.gw.internal".to_string()];
+        let bucket = |host: &str, service: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("host", HeaderValue::from_str(host).unwrap());
+            virtual_host_bucket(&h, service, &suffixes).map(str::to_string)
+        };
+        assert_eq!(
+            bucket("team-bucket.localhost:8787", "s3").as_deref(),
+            Some("team-bucket")
+        );
+        assert_eq!(
+            bucket("logs.2026.s3.gw.internal", "s3").as_deref(),
+            Some("logs.2026")
+        );
+        assert_eq!(bucket("localhost:8787", "s3"), None);
+        assert_eq!(bucket("127.0.0.1:8787", "s3"), None);
+        assert_eq!(bucket("team-bucket.evil.example", "s3"), None);
+        assert_eq!(bucket("Bad_Bucket.localhost", "s3"), None);
+        assert_eq!(bucket("ab.localhost", "s3"), None);
+        assert_eq!(bucket("team-bucket.localhost", "ec2"), None);
+        assert_eq!(bucket("team-bucketlocalhost", "s3"), None);
+    }
 }

@@ -229,6 +229,11 @@ pub struct AwsConfig {
     /// Default 10 MiB.
     #[serde(default = "default_max_body")]
     pub max_policy_body: usize,
+    /// Host names whose subdomains are S3 buckets (virtual-host requests: `bucket.SUFFIX`); such
+    /// requests are classified and forwarded path-style. Default `["localhost"]`, what SDKs use
+    /// with `AWS_ENDPOINT_URL=http://localhost:PORT`.
+    #[serde(default = "default_vhost_suffixes")]
+    pub s3_virtual_host_suffixes: Vec<String>,
     /// An operation hoopguard cannot classify is refused; with approvers named here, it is sent
     /// to them for approval instead (once, for that exact request). Default: none (refused).
     #[serde(default)]
@@ -244,6 +249,7 @@ impl Default for AwsConfig {
             upstream_timeout: default_upstream_timeout(),
             max_policy_body: default_max_body(),
             unclassified_approvers: Vec::new(),
+            s3_virtual_host_suffixes: default_vhost_suffixes(),
         }
     }
 }
@@ -400,6 +406,10 @@ impl ConnectionConfig {
     pub fn sts_endpoint(&self) -> Option<&str> {
         self.sts_endpoint.as_deref().or(self.endpoint.as_deref())
     }
+}
+
+fn default_vhost_suffixes() -> Vec<String> {
+    vec!["localhost".into()]
 }
 
 fn default_region() -> String {

@@ -174,6 +174,7 @@ pub async fn run(
                 mask: mask_engine.clone(),
                 client: crate::aws::client()?,
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
+                s3_virtual_host_suffixes: cfg.aws.s3_virtual_host_suffixes.clone(),
             })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
             "mcp" => crate::mcp::router(crate::mcp::McpSetup {

@@ -207,6 +207,13 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     assert_eq!(resp.status(), 403);
     assert!(resp.text().unwrap().contains("SignatureDoesNotMatch"));
 
+    // Virtual-host addressing (bucket in the host name): classified and forwarded path-style.
+    let (ok, out) = python(&gw, &token, "boto3_calls.py", &["virtual"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["virtual_keys"], serde_json::json!(["big.bin"]), "{v}");
+    assert_eq!(v["virtual_size"], data.len(), "{v}");
+
     // An aws-chunked upload (unsigned chunks with a checksum trailer), signed by botocore:
     // de-framed on the way, so the stored object is the plain bytes.
     let small = dir.path().join("chunked.txt");
