@@ -21,6 +21,7 @@ use hoopguard::core::mask::{Engine, MaskConfig};
 use hoopguard::core::mcp::Pins;
 use hoopguard::core::policy::{Policy, RuleConfig};
 use hoopguard::core::record::{Durability, Recorder};
+use hoopguard::tower::mask::MaskLayer;
 use hoopguard::tower::mcp::protected_resource_metadata;
 use hoopguard::tower::policy::Guard;
 use hoopguard::tower::rmcp::{Stack, guard};
@@ -147,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             guard: policy,
             pins,
             server: "guarded-rmcp-example".into(),
-            mask,
+            mask: MaskLayer::new(mask),
             recorder: Some(recorder),
         },
     );

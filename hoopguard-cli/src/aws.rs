@@ -30,7 +30,6 @@ use hoopguard_core::aws::resign::{
 };
 use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, SigError, Verified, verify_request};
 use hoopguard_core::identity::{Identity, Verifier};
-use hoopguard_core::mask::Engine;
 use hoopguard_core::policy::{ApprovalSpec, AwsAction, Call, GrantKind};
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
@@ -48,7 +47,7 @@ pub(crate) struct AwsSetup {
     pub(crate) ttl: Duration,
     pub(crate) upstream_timeout: Duration,
     pub(crate) max_body: usize,
-    pub(crate) mask: Arc<Engine>,
+    pub(crate) mask: MaskLayer,
     pub(crate) client: Client,
     /// Who approves calls that cannot be classified (none: they are refused).
     pub(crate) unclassified_approvers: Vec<String>,
@@ -100,11 +99,11 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         .layer(AuthLayer::new(setup.verifier).accept_raw_token(true))
         .with_state(state.clone());
     // Answers from AWS are masked; the credentials endpoint's own answer is not.
-    let calls = tower::ServiceBuilder::new()
-        .layer(MaskLayer::new(setup.mask))
-        .service(axum::handler::HandlerWithoutStateExt::into_service(
-            move |req: Request| api_call(State(state.clone()), req),
-        ));
+    let calls = tower::ServiceBuilder::new().layer(setup.mask).service(
+        axum::handler::HandlerWithoutStateExt::into_service(move |req: Request| {
+            api_call(State(state.clone()), req)
+        }),
+    );
     Router::new().merge(creds).fallback_service(calls)
 }
 

@@ -16,7 +16,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use hoopguard_core::identity::Verifier;
-use hoopguard_core::mask::Engine;
 use hoopguard_core::mcp::{Pins, UNAVAILABLE, error};
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
@@ -54,7 +53,7 @@ pub(crate) struct McpSetup {
     pub(crate) verifier: Arc<Verifier>,
     pub(crate) guard: Guard,
     pub(crate) recorder: Arc<Recorder>,
-    pub(crate) mask: Arc<Engine>,
+    pub(crate) mask: hoopguard_tower::mask::MaskLayer,
     pub(crate) pins: Arc<Pins>,
     pub(crate) client: Client,
     /// `[mcp].path`.

@@ -144,6 +144,7 @@ pub async fn run(
         hoopguard_core::mask::Engine::new(&cfg.mask)
             .map_err(|e| format!("mask.{}: {}", e.key, e.message))?,
     );
+    let mask_layer = hoopguard_tower::mask::MaskLayer::from_config(mask_engine, &cfg.mask);
 
     let pins_path = cfg.data_dir.join("mcp-tool-pins.json");
     let pins = Arc::new(
@@ -171,7 +172,7 @@ pub async fn run(
                 ttl: cfg.aws.credentials_ttl,
                 upstream_timeout: cfg.aws.upstream_timeout,
                 max_body: cfg.aws.max_policy_body,
-                mask: mask_engine.clone(),
+                mask: mask_layer.clone(),
                 client: crate::aws::client()?,
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
                 s3_virtual_host_suffixes: cfg.aws.s3_virtual_host_suffixes.clone(),
@@ -181,7 +182,7 @@ pub async fn run(
                 verifier: verifier.clone(),
                 guard: guard.clone(),
                 recorder: recorder.clone(),
-                mask: mask_engine.clone(),
+                mask: mask_layer.clone(),
                 pins: pins.clone(),
                 client: crate::aws::client()?,
                 path: cfg.mcp.path.clone(),

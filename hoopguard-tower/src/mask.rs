@@ -88,6 +88,18 @@ impl MaskLayer {
         }
     }
 
+    /// Masks with `engine`, passing untouched the content types `config.passthrough_types`
+    /// names (or the default list when it names none).
+    pub fn from_config(engine: Arc<Engine>, config: &hoopguard_core::mask::MaskConfig) -> Self {
+        let layer = MaskLayer::new(engine);
+        match &config.passthrough_types {
+            Some(types) => {
+                layer.passthrough(types.iter().map(|t| t.to_ascii_lowercase()).collect())
+            }
+            None => layer,
+        }
+    }
+
     /// Replaces the content-type prefixes that pass untouched.
     pub fn passthrough(mut self, prefixes: Vec<String>) -> Self {
         self.passthrough = Arc::new(prefixes);

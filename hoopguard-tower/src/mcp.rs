@@ -122,7 +122,7 @@ pub struct Stack {
     /// The name the server's pins are kept under.
     pub server: String,
     /// Masks answers.
-    pub mask: Arc<hoopguard_core::mask::Engine>,
+    pub mask: crate::mask::MaskLayer,
     /// Records calls, if set.
     pub recorder: Option<Arc<Recorder>>,
 }
@@ -142,7 +142,7 @@ impl Stack {
             .resource_metadata(metadata_url(&self.resource, &self.path));
         tower::ServiceBuilder::new()
             .layer(auth)
-            .layer(crate::mask::MaskLayer::new(self.mask))
+            .layer(self.mask)
             .layer(mcp)
             .service(inner)
     }

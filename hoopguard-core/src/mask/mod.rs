@@ -136,6 +136,11 @@ pub struct MaskConfig {
     /// Which structure-aware rules apply.
     #[serde(default)]
     pub format: Format,
+    /// Content-type prefixes whose bodies pass unmasked (binary objects), for the HTTP layer.
+    /// Default: `MaskLayer`'s list (images, audio, video, fonts, archives, PDF,
+    /// `application/octet-stream`, `binary/octet-stream`); set to replace it.
+    #[serde(default)]
+    pub passthrough_types: Option<Vec<String>>,
 }
 
 impl Default for MaskConfig {
@@ -148,6 +153,7 @@ impl Default for MaskConfig {
             hash_key: None,
             rules: Vec::new(),
             format: Format::Auto,
+            passthrough_types: None,
         }
     }
 }

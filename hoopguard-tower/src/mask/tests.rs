@@ -33,12 +33,20 @@ fn engine() -> Arc<Engine> {
 }
 
 async fn run(headers: &[(&str, &str)], chunks: Vec<Vec<u8>>) -> (Response<()>, Vec<u8>) {
+    run_with(MaskLayer::new(engine()), headers, chunks).await
+}
+
+async fn run_with(
+    layer: MaskLayer,
+    headers: &[(&str, &str)],
+    chunks: Vec<Vec<u8>>,
+) -> (Response<()>, Vec<u8>) {
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let svc = ServiceBuilder::new()
-        .layer(MaskLayer::new(engine()))
+        .layer(layer)
         .service_fn(move |req: Request<()>| {
             assert_eq!(req.headers()["accept-encoding"], "identity");
             let mut resp = Response::new(body(chunks.clone(), None));
@@ -135,6 +143,30 @@ async fn binary_types_pass_untouched() {
     .await;
     assert_eq!(out, data);
     assert_eq!(resp.headers()["content-length"], "25");
+}
+
+#[tokio::test]
+async fn passthrough_types_come_from_the_config() {
+    let cfg: MaskConfig = toml::from_str("passthrough_types = [\"Text/Plain\"]").unwrap();
+    let data = b"key AKIAIOSFODNN7EXAMPLE".to_vec();
+    let layer = || MaskLayer::from_config(engine(), &cfg);
+    let (_, out) = run_with(
+        layer(),
+        &[("content-type", "text/plain")],
+        vec![data.clone()],
+    )
+    .await;
+    assert_eq!(out, data, "named: passed untouched");
+    let (_, out) = run_with(
+        layer(),
+        &[("content-type", "image/png")],
+        vec![data.clone()],
+    )
+    .await;
+    assert_eq!(
+        out, b"key [MASKED:aws-access-key-id]",
+        "the default list is replaced"
+    );
 }
 
 #[tokio::test]
