@@ -150,6 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             server: "guarded-rmcp-example".into(),
             mask: MaskLayer::new(mask),
             recorder: Some(recorder),
+            changed_tool_approvers: Vec::new(),
         },
     );
     let metadata = protected_resource_metadata(&resource, &[dev.issuer().to_string()]);

@@ -62,6 +62,10 @@ pub struct McpConfig {
     /// protected-resource metadata announces it. Default `http://<listeners.mcp.bind><path>`.
     #[serde(default)]
     pub resource: Option<String>,
+    /// Who approves calls to a tool whose definition changed since it was first listed
+    /// (pinned). Default: none — such calls are refused and the tool is hidden.
+    #[serde(default)]
+    pub changed_tool_approvers: Vec<String>,
     /// The MCP server behind the gateway. Without it the MCP listener authenticates and answers
     /// 503.
     #[serde(default)]
@@ -73,6 +77,7 @@ impl Default for McpConfig {
         McpConfig {
             path: default_mcp_path(),
             resource: None,
+            changed_tool_approvers: Vec::new(),
             upstream: None,
         }
     }

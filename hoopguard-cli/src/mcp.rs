@@ -63,6 +63,8 @@ pub(crate) struct McpSetup {
     /// The authorization servers announced in the metadata.
     pub(crate) issuers: Vec<String>,
     pub(crate) upstream: Option<McpUpstream>,
+    /// Who approves calls to changed tools.
+    pub(crate) changed_tool_approvers: Vec<String>,
 }
 
 /// The configured upstream, ready to call.
@@ -128,6 +130,7 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
                 server: up.name.clone().unwrap_or_else(|| up.url.clone()),
                 mask: setup.mask,
                 recorder: Some(setup.recorder),
+                changed_tool_approvers: setup.changed_tool_approvers,
             };
             let svc = stack.layer(tower::service_fn(move |req: http::Request<Full<Bytes>>| {
                 let up = upstream.clone();

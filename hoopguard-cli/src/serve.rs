@@ -199,6 +199,7 @@ pub async fn run(
                     .chain(cfg.dev_issuer_url())
                     .collect(),
                 upstream: cfg.mcp.upstream.clone(),
+                changed_tool_approvers: cfg.mcp.changed_tool_approvers.clone(),
             })?
             .layer(MetricsLayer::new(metrics.clone(), "mcp")),
             _ => admin::router(AdminState {

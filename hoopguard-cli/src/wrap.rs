@@ -71,6 +71,7 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
     let server = format!("stdio:{}", command.join(" "));
     let mcp = Arc::new(
         McpGuard::new(guard, pins, server)
+            .approve_changed_tools(cfg.mcp.changed_tool_approvers.clone())
             .record(recorder)
             .transport("stdio"),
     );

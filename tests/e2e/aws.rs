@@ -4,7 +4,7 @@
 //! classifies and decides the call (with approvals), assumes the agents' role for the subject,
 //! re-signs and forwards, masks the answer and records it.
 
-fn policy(moto: &Moto) -> String {
+fn policy(moto: &Moto, federated_port: u16) -> String {
     format!(
         r#"
 [identity.dev_issuer]
@@ -24,6 +24,11 @@ broker = "assume_role"
 role_arn = "{role}"
 endpoint = "{endpoint}"
 sts_endpoint = "http://127.0.0.1:9"
+
+[aws.connections.federated]
+broker = "web_identity"
+role_arn = "arn:aws:iam::123456789012:role/federated-agents"
+endpoint = "http://127.0.0.1:{federated_port}"
 
 [aws.connections.nowhere]
 broker = "static"
@@ -136,7 +141,13 @@ fn dev_token(gw: &Gateway, dir: &Path, sub: &str, groups: &str) -> std::path::Pa
 fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     let dir = tempfile::tempdir().unwrap();
     let moto = Moto::start(dir.path());
-    let gw = Gateway::start_with_env(dir.path(), &policy(&moto), &[], &moto.gateway_env());
+    let (federated_port, _federated) = Moto::start_without_auth(dir.path());
+    let gw = Gateway::start_with_env(
+        dir.path(),
+        &policy(&moto, federated_port),
+        &[],
+        &moto.gateway_env(),
+    );
     let token = dev_token(&gw, dir.path(), "alice", "dev");
 
     // Who AWS sees: the agents' role, in a session named after the subject.
@@ -424,6 +435,18 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
             .contains("RequestEntityTooLarge"),
         "{v}"
     );
+
+    // web_identity: the caller's own token exchanged (AssumeRoleWithWebIdentity, at a moto
+    // without auth) when it fetched credentials; its calls are signed with what came back.
+    let via_federated = gw.url(gw.aws, "/v1/aws/credentials/federated");
+    let (ok, out) = aws(
+        &gw,
+        &token,
+        &["sts", "get-caller-identity"],
+        &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", via_federated.as_str())],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("assumed-role/federated-agents/alice"), "{out}");
 
     // STS down and the AWS endpoint unreachable: clear 5xx errors in the protocol's format.
     let via = |conn: &str| {

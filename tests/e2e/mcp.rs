@@ -27,6 +27,13 @@ groups = ["dev"]
 tools = ["echo", "get-env", "get-sum", "get-structured-content"]
 
 [[policy.rules]]
+name = "dev-text-resources-and-a-prompt"
+effect = "allow"
+groups = ["dev"]
+uris = ["demo://resource/dynamic/text/*"]
+prompts = ["simple-prompt"]
+
+[[policy.rules]]
 name = "big-sums-need-a-manager"
 effect = "approve"
 groups = ["dev"]
@@ -205,6 +212,33 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
     );
     let env = r[4]["text"].as_str().unwrap();
     assert!(env.contains("[MASKED:") && !env.contains(DEMO_KEY), "{env}");
+
+    // resources/read on the URI, prompts/get on the name.
+    let r = mcp_client(
+        &url,
+        Some(&alice),
+        &[
+            "read",
+            "demo://resource/dynamic/text/1",
+            "read",
+            "demo://resource/dynamic/blob/1",
+            "prompt",
+            "simple-prompt",
+            "prompt",
+            "args-prompt",
+        ],
+    )
+    .unwrap();
+    assert!(
+        r[0]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Resource 1"),
+        "{r:?}"
+    );
+    assert_eq!(r[1]["code"], -32001, "{r:?}");
+    assert!(r[2]["messages"].as_u64().unwrap() >= 1, "{r:?}");
+    assert_eq!(r[3]["code"], -32001, "{r:?}");
 
     // Approval: a big sum waits for a manager; approved, that call with those arguments goes
     // through once; a small sum needs nobody.

@@ -413,6 +413,19 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A second moto without signature checking, for `AssumeRoleWithWebIdentity`: moto answers
+    /// an unsigned call to it with 500 when auth is on (see ../shared/testing.md).
+    pub fn start_without_auth(dir: &Path) -> (u16, Proc) {
+        let port = free_port();
+        let mut cmd = Command::new(venv().join("bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env_remove("INITIAL_NO_AUTH_ACTION_COUNT")
+            .stdin(Stdio::null());
+        let proc = Proc::spawn(cmd, dir.join("moto-noauth.log"));
+        wait_for_port(port, Duration::from_secs(60));
+        (port, proc)
+    }
+
     /// The environment that gives hoopguard the gateway's own credentials.
     pub fn gateway_env(&self) -> [(&str, &str); 2] {
         [
