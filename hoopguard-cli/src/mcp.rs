@@ -217,3 +217,64 @@ async fn forward(up: &Upstream, req: http::Request<Full<Bytes>>) -> axum::respon
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `forward` against a stand-in upstream written here that only reports the headers it got:
+    //! what the upstream receives is the point, and a real MCP server does not echo headers.
+    use super::*;
+
+    #[tokio::test]
+    async fn the_client_token_never_goes_upstream_only_the_configured_header() {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let seen: Vec<String> = req
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+                    .collect();
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+                    seen.join("\n"),
+                ))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+        let mut secret = HeaderValue::from_static("Bearer upstream-secret");
+        secret.set_sensitive(true);
+        let up = Upstream {
+            url: format!("http://{addr}/mcp").parse().unwrap(),
+            header: Some((http::header::AUTHORIZATION, secret)),
+            timeout: Duration::from_secs(5),
+            client: crate::aws::client().unwrap(),
+        };
+        let req = http::Request::post("/mcp")
+            .header("authorization", "Bearer the-clients-token")
+            .header("mcp-session-id", "s-1")
+            .header("cookie", "session=abc")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let resp = forward(&up, req).await;
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let seen = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            seen.contains("authorization: Bearer upstream-secret"),
+            "{seen}"
+        );
+        assert!(!seen.contains("the-clients-token"), "{seen}");
+        assert!(seen.contains("mcp-session-id: s-1"), "{seen}");
+        assert!(
+            !seen.contains("cookie") && !seen.contains("x-forwarded-for"),
+            "{seen}"
+        );
+    }
+}
