@@ -845,7 +845,7 @@ fn record(
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
     if !recorder.exists(session) {
-        recorder.append(
+        recorder.record(
             session,
             "start",
             json!({
@@ -856,7 +856,7 @@ fn record(
         )?;
     }
     let (rule, approval_id, reason) = verdict.parts();
-    recorder.append(
+    recorder.record(
         session,
         "call",
         json!({

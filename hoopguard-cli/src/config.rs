@@ -176,6 +176,21 @@ pub struct RecordConfig {
         with = "hoopguard_core::duration::serde"
     )]
     pub sync_interval: Duration,
+    /// When a call cannot be recorded (disk full, permissions): `refuse` it (default), or
+    /// `best_effort` — let it through unrecorded and log the gap.
+    #[serde(default)]
+    pub on_failure: OnRecordFailure,
+}
+
+/// `[record] on_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRecordFailure {
+    /// Refuse the call (fail closed).
+    #[default]
+    Refuse,
+    /// Let it through unrecorded; log the gap.
+    BestEffort,
 }
 
 impl Default for RecordConfig {
@@ -183,6 +198,7 @@ impl Default for RecordConfig {
         RecordConfig {
             durability: default_durability(),
             sync_interval: default_sync_interval(),
+            on_failure: OnRecordFailure::Refuse,
         }
     }
 }

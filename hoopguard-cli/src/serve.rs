@@ -112,7 +112,8 @@ pub async fn run(
                 "cannot open the recordings in {}: {e}",
                 recordings.display()
             )
-        })?,
+        })?
+        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort),
     );
     if cfg.record.durability == crate::config::DurabilityName::Batched {
         let r = recorder.clone();
@@ -272,6 +273,10 @@ pub async fn run(
         }
     })
     .await;
+    match recorder.end_all("gateway shutdown") {
+        Ok(n) => tracing::info!(sessions = n, "recorded the end of the open sessions"),
+        Err(e) => tracing::error!(error = %e, "cannot record the end of the open sessions"),
+    }
     match drained {
         Ok(()) => tracing::info!("stopped cleanly"),
         Err(_) => {

@@ -62,7 +62,8 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
             &cfg.data_dir.join("recordings"),
             hoopguard_core::record::Durability::EveryEvent,
         )
-        .map_err(|e| format!("cannot open the recordings: {e}"))?,
+        .map_err(|e| format!("cannot open the recordings: {e}"))?
+        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort),
     );
     let pins = Arc::new(
         Pins::open(cfg.data_dir.join("mcp-tool-pins.json"))

@@ -523,14 +523,14 @@ fn record(
 ) -> Result<(), hoopguard_core::record::RecordError> {
     let id = format!("mcp-{}", session_key(session, &who.subject));
     if !rec.exists(&id) {
-        rec.append(
+        rec.record(
             &id,
             "start",
             json!({"subject": who.subject, "groups": who.groups, "transport": transport}),
         )?;
     }
     let (rule, approval_id, reason) = verdict.parts();
-    rec.append(
+    rec.record(
         &id,
         "call",
         json!({

@@ -92,7 +92,7 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         r#"{"everything":{"get-structured-content":"0000000000000000000000000000000000000000000000000000000000000000"}}"#,
     )
     .unwrap();
-    let gw = Gateway::start(dir.path(), &config(&everything), &[]);
+    let mut gw = Gateway::start(dir.path(), &config(&everything), &[]);
     let url = gw.url(gw.mcp, "/mcp");
     let alice = token(&gw, dir.path(), "alice", "dev", Some(&url));
     let bob = token(&gw, dir.path(), "bob", "ops", Some(&url));
@@ -265,7 +265,8 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap();
     let maria = token(&gw, dir.path(), "maria", "managers", None);
-    let config = gw.config.to_str().unwrap();
+    let config_path = gw.config.clone();
+    let config = config_path.to_str().unwrap();
     let (st, _, err) = run_hoopguard(
         &[
             "approvals",
@@ -353,6 +354,18 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
     }
     let (st, out, _) = run_hoopguard(&["sessions", "--config", config, "verify"], &[]);
     assert!(st.success(), "{}", String::from_utf8_lossy(&out));
+    // A clean stop ends every open session with its reason.
+    assert!(
+        gw.proc
+            .terminate(std::time::Duration::from_secs(30))
+            .success()
+    );
+    let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "show", ids[0]], &[]);
+    assert!(
+        String::from_utf8_lossy(&out).contains("gateway shutdown"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let log = gw.proc.output();
     for secret in [raw.as_str(), DEMO_KEY] {
         assert!(!log.contains(secret), "a secret reached the log");
@@ -607,4 +620,48 @@ fn an_rmcp_server_guarded_in_process() {
             .contains("changed its definition"),
         "{r:?}"
     );
+}
+
+#[test]
+fn a_call_that_cannot_be_recorded_is_refused_unless_best_effort_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let everything = Everything::start(dir.path(), &[]);
+    for (mode, passes) in [("refuse", false), ("best_effort", true)] {
+        let gw_dir = dir.path().join(mode);
+        std::fs::create_dir_all(&gw_dir).unwrap();
+        let extra = format!(
+            "{}\n[record]\non_failure = \"{mode}\"\n",
+            config(&everything)
+        );
+        let gw = Gateway::start(&gw_dir, &extra, &[]);
+        let url = gw.url(gw.mcp, "/mcp");
+        let alice = token(&gw, &gw_dir, "alice", "dev", Some(&url));
+        // The disk goes away under the running gateway: the recordings directory becomes a
+        // file, so no new recording can be created.
+        let recordings = gw_dir.join("data/recordings");
+        std::fs::remove_dir_all(&recordings).unwrap();
+        std::fs::write(&recordings, "not a directory").unwrap();
+        let r = mcp_client(
+            &url,
+            Some(&alice),
+            &["call", "echo", r#"{"message":"unrecorded"}"#],
+        )
+        .unwrap();
+        if passes {
+            assert_eq!(r[0]["text"], "Echo: unrecorded", "{mode}: {r:?}");
+            assert!(
+                gw.proc.output().contains("recording gap"),
+                "{mode}: the gap is logged"
+            );
+        } else {
+            assert_eq!(r[0]["code"], -32003, "{mode}: {r:?}");
+            assert!(
+                r[0]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("could not be recorded"),
+                "{r:?}"
+            );
+        }
+    }
 }

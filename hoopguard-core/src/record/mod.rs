@@ -116,6 +116,7 @@ pub struct Recorder {
     dir: PathBuf,
     durability: Durability,
     open: Mutex<HashMap<String, Open>>,
+    best_effort: bool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -173,7 +174,28 @@ impl Recorder {
             dir: dir.to_path_buf(),
             durability,
             open: Mutex::new(HashMap::new()),
+            best_effort: false,
         })
+    }
+
+    /// With `yes`, callers let calls through when recording fails (each gap is logged) instead
+    /// of refusing them. Off by default: an unrecorded call is a refused call.
+    pub fn with_best_effort(mut self, yes: bool) -> Self {
+        self.best_effort = yes;
+        self
+    }
+
+    /// Appends like [`Recorder::append`]; when that fails and best effort is on, logs the gap
+    /// (session, event kind and error, never the data) and returns `Ok`. Data paths call this.
+    pub fn record(&self, session: &str, kind: &str, data: Value) -> Result<(), RecordError> {
+        match self.append(session, kind, data) {
+            Ok(_) => Ok(()),
+            Err(e) if self.best_effort => {
+                tracing::error!(session, kind, error = %e, "recording gap: the call went on unrecorded (record.on_failure = best_effort)");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn path(&self, session: &str) -> PathBuf {
@@ -248,6 +270,23 @@ impl Recorder {
             head_file.sync_data().map_err(io(&head_path))?;
         }
         Ok(event)
+    }
+
+    /// Ends every session recorded by this recorder with an `end` event naming `reason`
+    /// (`gateway shutdown`), and flushes them. Returns how many were ended.
+    pub fn end_all(&self, reason: &str) -> Result<usize, RecordError> {
+        let sessions: Vec<String> = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for s in &sessions {
+            self.append(s, "end", serde_json::json!({ "reason": reason }))?;
+        }
+        self.sync()?;
+        Ok(sessions.len())
     }
 
     /// Forces everything appended so far to disk (for [`Durability::Batched`]).
