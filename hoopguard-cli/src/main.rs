@@ -134,8 +134,21 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SessionsCommand {
-    /// The recorded sessions.
-    List,
+    /// The recorded sessions, optionally filtered.
+    List {
+        /// Only this subject's sessions (`*` matches any run of characters).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only sessions with an event this recent (`1h`, `30m`).
+        #[arg(long, value_parser = hoopguard_core::duration::parse)]
+        since: Option<std::time::Duration>,
+        /// Only sessions with a call to this action or tool (`ec2:*`, `ec2:TerminateInstances`, `echo`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only sessions with a call decided so (`allow`, `deny`, `approve`, `error`).
+        #[arg(long)]
+        decision: Option<String>,
+    },
     /// One session's timeline.
     Show {
         /// The session id.
@@ -398,7 +411,21 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
     };
     let dir = cfg.data_dir.join("recordings");
     let result = match command {
-        SessionsCommand::List => sessions_cli::list(&dir).map(|t| (t, true)),
+        SessionsCommand::List {
+            subject,
+            since,
+            action,
+            decision,
+        } => sessions_cli::list(
+            &dir,
+            &sessions_cli::Filter {
+                subject,
+                since,
+                action,
+                decision,
+            },
+        )
+        .map(|t| (t, true)),
         SessionsCommand::Show { id } => sessions_cli::show(&dir, &id).map(|t| (t, true)),
         SessionsCommand::Verify { id } => sessions_cli::verify(&dir, id.as_deref()),
         SessionsCommand::Export { id } => sessions_cli::export(&dir, &id).map(|t| (t, true)),

@@ -663,6 +663,31 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         .map(String::from)
         .collect();
     assert!(ids.len() >= 10, "{out}");
+    // Filters: subject, action (IAM wildcards), decision, recency.
+    let filtered = |args: &[&str]| {
+        let mut a = vec!["sessions", "--config", config, "list"];
+        a.extend_from_slice(args);
+        let (st, out, err) = run_hoopguard(&a, &[]);
+        assert!(st.success(), "{err}");
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("aws-"))
+            .count()
+    };
+    assert!(filtered(&["--action", "ec2:Terminate*", "--decision", "approve"]) >= 1);
+    assert!(
+        filtered(&[
+            "--subject",
+            "alice",
+            "--since",
+            "1h",
+            "--action",
+            "s3:PutObject"
+        ]) >= 1
+    );
+    assert_eq!(filtered(&["--action", "iam:*", "--decision", "allow"]), 0);
+    assert_eq!(filtered(&["--subject", "nobody"]), 0);
     let (st, out, _) = run_hoopguard(&["sessions", "--config", config, "verify"], &[]);
     assert!(st.success(), "{}", String::from_utf8_lossy(&out));
     let mut timelines = String::new();
