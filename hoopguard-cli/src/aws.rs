@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -35,6 +35,7 @@ use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::mask::MaskLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
+use hoopguard_tower::record::{RecordLayer, RecordTarget};
 use serde_json::json;
 
 /// What the AWS listener needs.
@@ -74,7 +75,7 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
     let state = AwsState {
         minter: setup.minter,
         guard: setup.guard,
-        recorder: setup.recorder,
+        recorder: setup.recorder.clone(),
         connections: Arc::new(setup.connections),
         ttl: setup.ttl,
         upstream_timeout: setup.upstream_timeout,
@@ -99,11 +100,12 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         .layer(AuthLayer::new(setup.verifier).accept_raw_token(true))
         .with_state(state.clone());
     // Answers from AWS are masked; the credentials endpoint's own answer is not.
-    let calls = tower::ServiceBuilder::new().layer(setup.mask).service(
-        axum::handler::HandlerWithoutStateExt::into_service(move |req: Request| {
-            api_call(State(state.clone()), req)
-        }),
-    );
+    let calls = tower::ServiceBuilder::new()
+        .layer(RecordLayer::new(setup.recorder.clone()))
+        .layer(setup.mask)
+        .service(axum::handler::HandlerWithoutStateExt::into_service(
+            move |req: Request| api_call(State(state.clone()), req),
+        ));
     Router::new().merge(creds).fallback_service(calls)
 }
 
@@ -350,7 +352,6 @@ enum Payload {
 }
 
 async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
-    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let format = error_format(&parts.headers, parts.uri.query().unwrap_or(""));
     let refuse = |status, code: &str, msg: &str| aws_error(&format, status, code, msg);
@@ -580,21 +581,15 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         }
     }
     let resp = forward(&state, &parts, &path, &query, &verified, payload).await;
-    let resp = match resp {
+    let mut resp = match resp {
         Ok(r) => r,
         Err((status, code, msg)) => {
             tracing::warn!(subject = %verified.session.subject, code, "could not forward an AWS call");
             refuse(status, code, &msg)
         }
     };
-    let outcome = json!({
-        "status": resp.status().as_u16(),
-        "latency_ms": started.elapsed().as_millis() as u64,
-    });
-    if let Err(e) = state.recorder.append(&session, "response", outcome) {
-        // The call already reached AWS; the answer is still returned, and the gap is logged.
-        tracing::error!(error = %e, session, "cannot record the response of a forwarded call");
-    }
+    // The answer is recorded (masked) by the RecordLayer when its body ends.
+    resp.extensions_mut().insert(RecordTarget { session });
     resp
 }
 

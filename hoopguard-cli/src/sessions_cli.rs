@@ -16,6 +16,21 @@ fn time(ms: u64) -> String {
 /// A one-line summary of an event's data.
 fn summary(e: &Event) -> String {
     let d = &e.data;
+    if e.kind == "response" {
+        let mut s = format!(
+            "{} · {} bytes · {} ms",
+            d["status"], d["bytes"], d["latency_ms"]
+        );
+        if let Some(body) = d.get("body").and_then(Value::as_str) {
+            let one_line: String = body
+                .chars()
+                .take(120)
+                .map(|c| if c == '\n' { ' ' } else { c })
+                .collect();
+            s.push_str(&format!(" · {one_line}"));
+        }
+        return s;
+    }
     let pick = |k: &str| d.get(k).and_then(Value::as_str);
     let what = pick("action")
         .or(pick("tool"))

@@ -12,6 +12,8 @@
 //!   call (allow, deny, or wait for a human's approval).
 //! * `rmcp` (feature `rmcp`): guard a Rust MCP server built on the official `rmcp` crate with
 //!   the same layers, in-process.
+//! * [`record`]: [`RecordLayer`](record::RecordLayer) records each recorded call's answer
+//!   (after masking, textual bodies capped) when its body ends.
 //! * [`body`]: [`GuardBody`](body::GuardBody), the response body of a layer that may answer on
 //!   its own (a refusal) instead of calling the inner service.
 //!
@@ -31,6 +33,7 @@ pub mod mask;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
+pub mod record;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 

@@ -106,7 +106,7 @@ pub struct McpLayer {
 /// Everything a guarded MCP endpoint needs, in the right order: [`Stack::layer`] wraps a
 /// streamable-HTTP MCP service (a proxy, or an in-process server such as rmcp's) in
 /// `AuthLayer` (bearer token only, audience = `resource`, 401 naming the metadata URL) →
-/// `MaskLayer` → [`McpLayer`].
+/// `RecordLayer` (the masked answers) → `MaskLayer` → [`McpLayer`].
 #[derive(Debug, Clone)]
 pub struct Stack {
     /// Verifies callers' tokens.
@@ -130,14 +130,15 @@ pub struct Stack {
 }
 
 /// A service wrapped by [`Stack::layer`].
-pub type Guarded<S> = crate::auth::Auth<crate::mask::Mask<McpService<S>>>;
+pub type Guarded<S> =
+    crate::auth::Auth<crate::record::RecordService<crate::mask::Mask<McpService<S>>>>;
 
 impl Stack {
     /// Wraps `inner`.
     pub fn layer<S>(self, inner: S) -> Guarded<S> {
         let mut guard = McpGuard::new(self.guard, self.pins, self.server)
             .approve_changed_tools(self.changed_tool_approvers);
-        if let Some(r) = self.recorder {
+        if let Some(r) = self.recorder.clone() {
             guard = guard.record(r);
         }
         let mcp = McpLayer {
@@ -146,8 +147,13 @@ impl Stack {
         let auth = crate::auth::AuthLayer::new(self.verifier)
             .require_audience(self.resource.clone())
             .resource_metadata(metadata_url(&self.resource, &self.path));
+        let record = self.recorder.map_or_else(
+            crate::record::RecordLayer::disabled,
+            crate::record::RecordLayer::new,
+        );
         tower::ServiceBuilder::new()
             .layer(auth)
+            .layer(record)
             .layer(self.mask)
             .layer(mcp)
             .service(inner)
@@ -329,10 +335,14 @@ where
     let mut ctx = ctx;
     let mut answers = Vec::new();
     let mut forward = Vec::new();
+    let mut decided = false;
     for item in msgs.items {
         match &item.ask {
             Ask::Decide(call) => match shared.decide(&who, call, &session).await {
-                Ok(()) => forward.push(item.message),
+                Ok(()) => {
+                    decided = true;
+                    forward.push(item.message)
+                }
                 Err(refusal) => answers.push(refusal.to_error(item.id.as_ref())),
             },
             Ask::ListTools => {
@@ -359,7 +369,14 @@ where
     fwd.headers_mut()
         .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     let resp = inner.call(fwd).await?;
-    Ok(ctx.answer(resp, answers, msgs.batch).await)
+    let mut resp = ctx.answer(resp, answers, msgs.batch).await;
+    if decided && shared.recorder.is_some() {
+        // The (masked) answer is recorded by the RecordLayer when its body ends.
+        resp.extensions_mut().insert(crate::record::RecordTarget {
+            session: recording_id(&session, &who.subject),
+        });
+    }
+    Ok(resp)
 }
 
 /// Why a call is answered by hoopguard instead of the server.
@@ -521,7 +538,7 @@ fn record(
     call: &Call,
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
-    let id = format!("mcp-{}", session_key(session, &who.subject));
+    let id = recording_id(session, &who.subject);
     if !rec.exists(&id) {
         rec.record(
             &id,
@@ -545,10 +562,10 @@ fn record(
     Ok(())
 }
 
-/// A recording id for an MCP session: the server's session id is not trusted as a file name.
-fn session_key(session: &str, subject: &str) -> String {
+/// The recording of an MCP session: the server's session id is not trusted as a file name.
+fn recording_id(session: &str, subject: &str) -> String {
     let digest = hoopguard_core::aws::sha256_hex(format!("{subject}\0{session}").as_bytes());
-    digest[..24].to_string()
+    format!("mcp-{}", &digest[..24])
 }
 
 /// What one request needs to rewrite its answer.

@@ -706,6 +706,20 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
             "{expected} missing from {timelines}"
         );
     }
+    // The answers were recorded after masking: the secret's value is recorded masked.
+    assert!(
+        timelines.contains("· 200 ·") || timelines.contains("200 ·"),
+        "responses in the timelines: {timelines}"
+    );
+    let mut exported = String::new();
+    for id in &ids {
+        let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "export", id], &[]);
+        exported.push_str(&String::from_utf8(out).unwrap());
+    }
+    assert!(
+        exported.contains("SecretString") && exported.contains("[MASKED:"),
+        "masked answers recorded"
+    );
     // No credential, token or masked secret anywhere in the data directory.
     let data = dir.path().join("data");
     for s in [

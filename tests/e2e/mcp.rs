@@ -354,6 +354,17 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
     }
     let (st, out, _) = run_hoopguard(&["sessions", "--config", config, "verify"], &[]);
     assert!(st.success(), "{}", String::from_utf8_lossy(&out));
+    // The answers were recorded as the client saw them: masked.
+    let mut exported = String::new();
+    for id in &ids {
+        let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "export", id], &[]);
+        exported.push_str(&String::from_utf8(out).unwrap());
+    }
+    assert!(
+        exported.contains("Echo: hello through hoopguard"),
+        "{exported}"
+    );
+    assert!(exported.contains("[MASKED:") && !exported.contains(DEMO_KEY));
     // A clean stop ends every open session with its reason.
     assert!(
         gw.proc
