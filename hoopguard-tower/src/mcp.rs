@@ -310,6 +310,12 @@ where
         shared: shared.clone(),
         who: who.clone(),
         list_ids: Vec::new(),
+        session: parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
     };
     if parts.method != Method::POST {
         let fwd = Request::from_parts(parts, Full::new(bytes));
@@ -573,6 +579,8 @@ struct Ctx {
     shared: Arc<McpGuard>,
     who: Arc<Identity>,
     list_ids: Vec<Value>,
+    /// The MCP session (`Mcp-Session-Id`), for the end of its recording.
+    session: String,
 }
 
 impl Ctx {
@@ -687,6 +695,8 @@ impl Ctx {
                 ))))
             })
             .collect();
+        let expires = self.who.expires_at;
+        let (shared, who, session) = (self.shared.clone(), self.who.clone(), self.session.clone());
         let mut splitter = Events::new(MAX_EVENT);
         let frames = http_body_util::BodyStream::new(body).map(move |frame| {
             let frame = frame.map_err(Into::into)?;
@@ -708,7 +718,30 @@ impl Ctx {
             }
             Ok(http_body::Frame::data(Bytes::from(out)))
         });
-        let stream = futures_util::stream::iter(first).chain(frames);
+        // The stream lasts no longer than the caller's token: at its expiry the stream is
+        // closed (and the upstream's with it) and the session's end recorded.
+        let left = expires
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let end = futures_util::stream::once(async move {
+            if std::time::SystemTime::now() >= expires {
+                tracing::info!(subject = %who.subject, "the caller's token expired; closed its event stream");
+                if let Some(rec) = &shared.recorder {
+                    let id = recording_id(&session, &who.subject);
+                    if rec.exists(&id) {
+                        if let Err(e) = rec.append(&id, "end", json!({"reason": "token expired"})) {
+                            tracing::error!(error = %e, "cannot record the end of a session");
+                        }
+                    }
+                }
+            }
+            None
+        })
+        .filter_map(futures_util::future::ready);
+        let stream = futures_util::stream::iter(first)
+            .chain(frames)
+            .take_until(tokio::time::sleep(left))
+            .chain(end);
         http_body_util::StreamBody::new(stream).boxed_unsync()
     }
 }
@@ -882,6 +915,66 @@ mod layer_tests {
         assert_eq!(
             reviewed.decide(&who, &rm, "x").await.unwrap_err().code,
             DENIED
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_ends_when_the_token_expires_and_the_end_is_recorded() {
+        use futures_util::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(
+            Recorder::open(
+                &dir.path().join("rec"),
+                hoopguard_core::record::Durability::EveryEvent,
+            )
+            .unwrap(),
+        );
+        let svc = ServiceBuilder::new()
+            .layer(McpLayer::new(guard(dir.path()), Arc::new(Pins::in_memory()), "s").record(rec))
+            .service_fn(|_req: Request<Full<Bytes>>| async {
+                // One event, then a stream that never ends (a server keeping it open).
+                let first = futures_util::stream::once(async {
+                    Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(
+                        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+                    )))
+                });
+                let body =
+                    http_body_util::StreamBody::new(first.chain(futures_util::stream::pending()));
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .header(CONTENT_TYPE, "text/event-stream")
+                        .body(body)
+                        .unwrap(),
+                )
+            });
+        let mut req = Request::post("/mcp")
+            .header("mcp-session-id", "sess-1")
+            .body(Full::new(Bytes::from(
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
+            )))
+            .unwrap();
+        let mut who = (*alice()).clone();
+        who.expires_at = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
+        req.extensions_mut().insert(Arc::new(who));
+        let resp = svc.oneshot(req).await.unwrap();
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            resp.into_body().collect(),
+        )
+        .await
+        .expect("the stream ends at the token's expiry")
+        .unwrap()
+        .to_bytes();
+        assert!(String::from_utf8_lossy(&out).contains("\"id\":1"));
+        let events = hoopguard_core::record::read_session(
+            &dir.path().join("rec"),
+            &recording_id("sess-1", "alice"),
+        )
+        .unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), &last.data["reason"]),
+            ("end", &json!("token expired"))
         );
     }
 
