@@ -341,8 +341,9 @@ fn presigned_service(query: &str) -> Option<&str> {
 
 /// How the payload of a call reaches upstream.
 enum Payload {
-    /// Buffered, inspected, forwarded as is.
-    Buffered(Bytes),
+    /// Buffered, inspected, forwarded as is; with its hex SHA-256 (hashed once: it serves the
+    /// caller's signature, the approval binding and the upstream signature).
+    Buffered(Bytes, String),
     /// Streamed: checked against the declared hash as it passes.
     Hashed(Body, String),
     /// Streamed `UNSIGNED-PAYLOAD`.
@@ -437,7 +438,10 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
                 Ok(out.concat())
             });
             match decoded {
-                Ok(b) => Payload::Buffered(Bytes::from(b)),
+                Ok(b) => {
+                    let hash = hoopguard_core::aws::sha256_hex(&b);
+                    Payload::Buffered(Bytes::from(b), hash)
+                }
                 Err(e) => {
                     return refuse(
                         StatusCode::BAD_REQUEST,
@@ -456,7 +460,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
                 "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with",
             );
         }
-        _ => Payload::Buffered(buffered),
+        _ => Payload::Buffered(buffered, body_hash.unwrap_or_default()),
     };
     // A presigned URL's signature is the caller's: it neither names an operation nor goes
     // upstream.
@@ -479,7 +483,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         None => parts.uri.path().to_string(),
     };
     let inspected: &[u8] = match &payload {
-        Payload::Buffered(b) => b,
+        Payload::Buffered(b, _) => b,
         _ => &[],
     };
     let who = Identity {
@@ -491,11 +495,9 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     };
     // The body decides what query and JSON calls do: a once-approval covers only this body.
     let digest = match &payload {
-        Payload::Buffered(b) => hoopguard_core::aws::sha256_hex(b),
-        Payload::Hashed(_, h) => h.clone(),
-        _ => String::new(),
+        Payload::Buffered(_, h) | Payload::Hashed(_, h) => Some(h.as_str()),
+        _ => None,
     };
-    let digest = (!digest.is_empty()).then_some(digest.as_str());
     let (classified, verdict) = match classify(&Parts {
         method: parts.method.as_str(),
         path: &path,
@@ -641,8 +643,7 @@ async fn forward(
     let length = |n: u64| HeaderValue::from(n);
     let body_error: Arc<std::sync::Mutex<Option<String>>> = Default::default();
     let (signed, body, len): (Signed, BoxBody, Option<u64>) = match payload {
-        Payload::Buffered(b) => {
-            let hash = hoopguard_core::aws::sha256_hex(&b);
+        Payload::Buffered(b, hash) => {
             let n = b.len() as u64;
             (Signed::Sha256(hash), full(b), Some(n))
         }

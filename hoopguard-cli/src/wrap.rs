@@ -126,7 +126,12 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
                     continue;
                 }
                 let mut out = line.into_bytes();
-                if let Ok(mut v) = serde_json::from_slice::<Value>(&out) {
+                // Only an answer to a pending tools/list is parsed and rewritten.
+                let pending = !list_ids.lock().await.is_empty();
+                if let Some(mut v) = pending
+                    .then(|| serde_json::from_slice::<Value>(&out).ok())
+                    .flatten()
+                {
                     let id = response_id(&v).map(Value::to_string);
                     if let Some(id) = id {
                         if list_ids.lock().await.remove(&id) {

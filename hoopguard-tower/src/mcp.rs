@@ -619,7 +619,10 @@ impl Ctx {
             let body = self.events(body, answers);
             return Response::from_parts(parts, body);
         }
-        if ctype.starts_with("application/json") {
+        // A JSON answer is read whole only when something in it changes: a tool list to
+        // filter, or hoopguard's own answers to add. Otherwise it streams through untouched.
+        let rewrites = !self.list_ids.is_empty() || !answers.is_empty();
+        if ctype.starts_with("application/json") && rewrites {
             let bytes = match Limited::new(body, MAX_BODY).collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(_) => {
