@@ -38,6 +38,8 @@ use hoopguard_tower::policy::{Guard, Verdict};
 use hoopguard_tower::record::{RecordLayer, RecordTarget};
 use serde_json::json;
 
+use crate::upstream::{self, BoxBody, BoxError, Client};
+
 /// What the AWS listener needs.
 pub(crate) struct AwsSetup {
     pub(crate) verifier: Arc<Verifier>,
@@ -239,31 +241,6 @@ fn aws_error(format: &ErrorFormat, status: StatusCode, code: &str, message: &str
 pub(crate) struct Connection {
     pub(crate) broker: Broker,
     pub(crate) endpoint: Option<String>,
-}
-
-pub(crate) type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    BoxBody,
->;
-pub(crate) type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The pooled HTTPS (and, for endpoint overrides, HTTP) client calls are forwarded with.
-pub(crate) fn client() -> Result<Client, String> {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https),
-    )
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -721,34 +698,16 @@ async fn forward(
             if let Some(why) = body_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 return Err((StatusCode::BAD_REQUEST, "InvalidRequest", why));
             }
-            let cause = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
             return Err((
                 StatusCode::BAD_GATEWAY,
                 "ServiceUnavailable",
-                format!("hoopguard could not reach {base}: {cause}"),
+                format!("hoopguard could not reach {base}: {}", upstream::cause(&e)),
             ));
         }
         Ok(Ok(r)) => r,
     };
-    let (mut rparts, rbody) = resp.into_parts();
-    for h in HOP_BY_HOP {
-        rparts.headers.remove(*h);
-    }
-    Ok(Response::from_parts(rparts, Body::new(rbody)))
+    Ok(upstream::answer(resp))
 }
-
-/// Response headers that belong to one connection, not to the answer.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 fn full(b: Bytes) -> BoxBody {
     use http_body_util::BodyExt;

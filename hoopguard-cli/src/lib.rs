@@ -16,4 +16,5 @@ pub mod explain;
 mod mcp;
 pub mod serve;
 pub mod sessions_cli;
+mod upstream;
 pub mod wrap;

@@ -23,8 +23,8 @@ use hoopguard_tower::mcp::{Stack, metadata_url, protected_resource_metadata};
 use hoopguard_tower::policy::Guard;
 use http_body_util::{BodyExt, Full};
 
-use crate::aws::Client;
 use crate::config::McpUpstream;
+use crate::upstream::{self, Client};
 
 /// Headers of the client's request that go upstream (besides the configured one).
 const FORWARDED: &[&str] = &[
@@ -35,17 +35,6 @@ const FORWARDED: &[&str] = &[
     "last-event-id",
     "mcp-method",
     "mcp-name",
-];
-
-/// Headers of the server's answer that belong to one connection.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
 ];
 
 /// What the MCP listener needs.
@@ -196,25 +185,15 @@ async fn forward(up: &Upstream, req: http::Request<Full<Bytes>>) -> axum::respon
             StatusCode::GATEWAY_TIMEOUT,
             format!("the MCP server {} did not answer in time", up.url),
         ),
-        Ok(Err(e)) => {
-            let cause = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
-            fail(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "hoopguard could not reach the MCP server {}: {cause}",
-                    up.url
-                ),
-            )
-        }
-        Ok(Ok(resp)) => {
-            let (mut rparts, rbody) = resp.into_parts();
-            for name in HOP_BY_HOP {
-                rparts.headers.remove(*name);
-            }
-            axum::response::Response::from_parts(rparts, Body::new(rbody))
-        }
+        Ok(Err(e)) => fail(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "hoopguard could not reach the MCP server {}: {}",
+                up.url,
+                upstream::cause(&e)
+            ),
+        ),
+        Ok(Ok(resp)) => upstream::answer(resp),
     }
 }
 
@@ -251,7 +230,7 @@ mod tests {
             url: format!("http://{addr}/mcp").parse().unwrap(),
             header: Some((http::header::AUTHORIZATION, secret)),
             timeout: Duration::from_secs(5),
-            client: crate::aws::client().unwrap(),
+            client: crate::upstream::client().unwrap(),
         };
         let req = http::Request::post("/mcp")
             .header("authorization", "Bearer the-clients-token")

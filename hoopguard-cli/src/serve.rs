@@ -145,6 +145,8 @@ pub async fn run(
         hoopguard_core::mask::Engine::new(&cfg.mask)
             .map_err(|e| format!("mask.{}: {}", e.key, e.message))?,
     );
+    // One pooled client for both data paths.
+    let client = crate::upstream::client()?;
     let mask_layer = hoopguard_tower::mask::MaskLayer::from_config(mask_engine, &cfg.mask);
 
     let pins_path = cfg.data_dir.join("mcp-tool-pins.json");
@@ -174,7 +176,7 @@ pub async fn run(
                 upstream_timeout: cfg.aws.upstream_timeout,
                 max_body: cfg.aws.max_policy_body,
                 mask: mask_layer.clone(),
-                client: crate::aws::client()?,
+                client: client.clone(),
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
                 s3_virtual_host_suffixes: cfg.aws.s3_virtual_host_suffixes.clone(),
             })
@@ -185,7 +187,7 @@ pub async fn run(
                 recorder: recorder.clone(),
                 mask: mask_layer.clone(),
                 pins: pins.clone(),
-                client: crate::aws::client()?,
+                client: client.clone(),
                 path: cfg.mcp.path.clone(),
                 resource: cfg
                     .mcp
