@@ -7,6 +7,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+#[path = "support/inproc.rs"]
+mod inproc;
 #[path = "support/aws.rs"]
 mod support;
 

@@ -15,6 +15,8 @@ use hoopguard::tower::mask::MaskLayer;
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt};
 
+#[path = "support/inproc.rs"]
+mod inproc;
 #[path = "support/mcp.rs"]
 mod support;
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::SignableBody;
 
+#[path = "../benches/support/inproc.rs"]
+mod inproc;
 #[path = "../benches/support/aws.rs"]
 mod support;
 
@@ -37,36 +39,6 @@ fn peak_rss_mib() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn load(
-    base: &str,
-    creds: &Credentials,
-    concurrency: u64,
-    seconds: u64,
-) -> (f64, Duration, Duration) {
-    let client = reqwest::Client::new();
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, base, creds) = (client.clone(), base.to_string(), creds.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < end {
-                let t = Instant::now();
-                support::sts_call(&client, &base, &creds).await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    (all.len() as f64 / seconds as f64, pct(0.50), pct(0.99))
 }
 
 async fn put_object(base: &str, creds: &Credentials, size: u64) -> Duration {
@@ -146,8 +118,26 @@ async fn main() {
 
     println!("sts:GetCallerIdentity, {concurrency} concurrent clients, {seconds} s each");
     println!("{:<20} {:>10} {:>10} {:>10}", "path", "req/s", "p50", "p99");
-    let d = load(&direct.0, &direct.1, concurrency, seconds).await;
-    let h = load(&gw, &creds, concurrency, seconds).await;
+    let client = reqwest::Client::new();
+    let sts = |base: String, creds: Credentials| {
+        let client = client.clone();
+        move |_n: u64| {
+            let (client, base, creds) = (client.clone(), base.clone(), creds.clone());
+            async move { support::sts_call(&client, &base, &creds).await }
+        }
+    };
+    let d = inproc::load(
+        concurrency as usize,
+        seconds,
+        sts(direct.0.clone(), direct.1.clone()),
+    )
+    .await;
+    let h = inproc::load(
+        concurrency as usize,
+        seconds,
+        sts(gw.clone(), creds.clone()),
+    )
+    .await;
     for (name, (rps, p50, p99)) in [("direct", d), ("through hoopguard", h)] {
         println!("{name:<20} {rps:>10.0} {:>10.2?} {:>10.2?}", p50, p99);
     }

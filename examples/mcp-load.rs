@@ -7,41 +7,10 @@
 //! Client, gateway (authentication, policy, batched recording, SSE masking) and server share
 //! this process and the machine's cores.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
+#[path = "../benches/support/inproc.rs"]
+mod inproc;
 #[path = "../benches/support/mcp.rs"]
 mod support;
-
-async fn run(
-    session: &support::Session,
-    concurrency: usize,
-    seconds: u64,
-) -> (f64, Duration, Duration) {
-    let n = Arc::new(AtomicU64::new(1));
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (s, n) = (session.clone(), n.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < end {
-                let t = Instant::now();
-                s.echo(n.fetch_add(1, Ordering::Relaxed)).await;
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    (all.len() as f64 / seconds as f64, pct(0.5), pct(0.99))
-}
 
 #[tokio::main]
 async fn main() {
@@ -68,7 +37,12 @@ async fn main() {
         (8, "direct, concurrency 8", &direct),
         (8, "hoopguard, concurrency 8", &through),
     ] {
-        let r = run(s, c, seconds).await;
+        let s = s.clone();
+        let r = inproc::load(c, seconds, move |n| {
+            let s = s.clone();
+            async move { s.echo(n + 1).await }
+        })
+        .await;
         println!("{name:<32} {:>10.0} {:>10.2?} {:>10.2?}", r.0, r.1, r.2);
         rows.push(r);
     }

@@ -11,7 +11,8 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use hoopguard_cli::config::{Config, Source};
+
+use crate::inproc::{free_port, serve};
 
 pub const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const STS_ANSWER: &str = r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/agents/bench</Arn><UserId>AROA:bench</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"#;
@@ -84,14 +85,6 @@ pub async fn upstream() -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The credentials the direct client signs with (the upstream does not check them).
 pub fn direct_credentials() -> Credentials {
     Credentials::new("AKIDBENCH", "bench-secret", None, None, "bench")
@@ -104,16 +97,13 @@ pub async fn gateway(
     up: SocketAddr,
     durability: &str,
 ) -> (String, Credentials) {
-    let (aws, admin) = (free_port(), free_port());
-    let text = format!(
-        r#"
-data_dir = "{data}"
+    let aws = free_port();
+    let dev = serve(
+        dir,
+        &format!(
+            r#"
 [listeners.aws]
 bind = "127.0.0.1:{aws}"
-[listeners.admin]
-bind = "127.0.0.1:{admin}"
-[identity.dev_issuer]
-enabled = true
 [record]
 durability = "{durability}"
 [aws.connections.default]
@@ -126,16 +116,9 @@ name = "bench"
 effect = "allow"
 groups = ["dev"]
 actions = ["sts:GetCallerIdentity", "s3:PutObject", "s3:GetObject"]
-"#,
-        data = dir.display()
+"#
+        ),
     );
-    let cfg = Config::parse(&text, "bench", &|_| None).unwrap();
-    let dev = hoopguard_cli::serve::dev_issuer(&cfg).unwrap().unwrap();
-    tokio::spawn(async move {
-        hoopguard_cli::serve::run(cfg, Source::Quickstart, std::future::pending())
-            .await
-            .unwrap()
-    });
     let token = dev
         .mint("bench", &["dev".into()], Duration::from_secs(3600))
         .unwrap();

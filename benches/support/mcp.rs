@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoopguard_cli::config::{Config, Source};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+
+use crate::inproc::{free_port, serve};
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -60,27 +61,16 @@ pub async fn upstream() -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts a gateway in this process in front of `up`; returns its MCP URL and a token for it.
 pub async fn gateway(dir: &std::path::Path, up: SocketAddr) -> (String, String) {
-    let (mcp, admin) = (free_port(), free_port());
+    let mcp = free_port();
     let url = format!("http://127.0.0.1:{mcp}/mcp");
-    let text = format!(
-        r#"
-data_dir = "{data}"
+    let dev = serve(
+        dir,
+        &format!(
+            r#"
 [listeners.mcp]
 bind = "127.0.0.1:{mcp}"
-[listeners.admin]
-bind = "127.0.0.1:{admin}"
-[identity.dev_issuer]
-enabled = true
 [record]
 durability = "batched"
 [mcp.upstream]
@@ -90,16 +80,9 @@ name = "bench"
 effect = "allow"
 groups = ["dev"]
 tools = ["echo"]
-"#,
-        data = dir.display()
+"#
+        ),
     );
-    let cfg = Config::parse(&text, "bench", &|_| None).unwrap();
-    let dev = hoopguard_cli::serve::dev_issuer(&cfg).unwrap().unwrap();
-    tokio::spawn(async move {
-        hoopguard_cli::serve::run(cfg, Source::Quickstart, std::future::pending())
-            .await
-            .unwrap()
-    });
     let token = dev
         .mint_for(
             "bench",

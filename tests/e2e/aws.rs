@@ -63,7 +63,9 @@ approvers = ["managers"]
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Gateway, Moto, reqwest::blocking_client, root, run_hoopguard, venv};
+use crate::support::{
+    Gateway, Moto, approval_id, reqwest::blocking_client, root, run_hoopguard, venv,
+};
 
 /// The three variables an agent gets, and nothing else AWS-related.
 fn agent_env(cmd: &mut Command, gw: &Gateway, token_file: &Path) {
@@ -117,26 +119,6 @@ fn python(gw: &Gateway, token_file: &Path, script: &str, args: &[&str]) -> (bool
     output(cmd.output().expect("run python"))
 }
 
-fn dev_token(gw: &Gateway, dir: &Path, sub: &str, groups: &str) -> std::path::PathBuf {
-    let token = dir.join(format!("{sub}.token"));
-    let (st, _, err) = run_hoopguard(
-        &[
-            "dev-token",
-            "--config",
-            gw.config.to_str().unwrap(),
-            "--sub",
-            sub,
-            "--groups",
-            groups,
-            "--out",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
-    token
-}
-
 #[test]
 fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,7 +130,7 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         &[],
         &moto.gateway_env(),
     );
-    let token = dev_token(&gw, dir.path(), "alice", "dev");
+    let token = gw.dev_token("alice", "dev", None);
 
     // Who AWS sees: the agents' role, in a session named after the subject.
     let out = aws_ok(&gw, &token, &["sts", "get-caller-identity"]);
@@ -505,27 +487,10 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
             && out.contains("is pending"),
         "{out}"
     );
-    let unclassified_id = out
-        .split("Approval ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    let manager = dev_token(&gw, dir.path(), "maria", "managers");
+    let unclassified_id = approval_id(&out);
+    let manager = gw.dev_token("maria", "managers", None);
     let config = gw.config.to_str().unwrap();
-    let (st, _, err) = run_hoopguard(
-        &[
-            "approvals",
-            "--config",
-            config,
-            "--token-file",
-            manager.to_str().unwrap(),
-            "approve",
-            &unclassified_id,
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
+    gw.approve(&manager, &unclassified_id);
     let (ok, out) = aws(&gw, &token, &retention, &[]);
     assert!(ok, "{out}");
     let (_, out) = aws(&gw, &token, &retention, &[]);
@@ -544,26 +509,9 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         out.contains("(AccessDenied)") && out.contains("is pending"),
         "{out}"
     );
-    let id = out
-        .split("Approval ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
-    let (st, approved, err) = run_hoopguard(
-        &[
-            "approvals",
-            "--config",
-            config,
-            "--token-file",
-            manager.to_str().unwrap(),
-            "approve",
-            &id,
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
-    assert!(String::from_utf8_lossy(&approved).contains("now approved"));
+    let id = approval_id(&out);
+    let approved = gw.approve(&manager, &id);
+    assert!(approved.contains("now approved"));
     let out = aws_ok(&gw, &token, &terminate);
     assert!(
         out.contains("shutting-down") || out.contains("terminated"),

@@ -1,11 +1,11 @@
 //! The MCP data path end to end: `@modelcontextprotocol/server-everything` (npm) in
 //! streamable-HTTP mode behind `hoopguard serve`, called by the official Python MCP SDK.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::support::{
-    Everything, Gateway, RmcpExample, hoopguard, mcp_client, mcp_client_stdio, node_peers,
-    reqwest::blocking_client, run_hoopguard,
+    Everything, Gateway, RmcpExample, approval_id, hoopguard, mcp_client, mcp_client_stdio,
+    node_peers, reqwest::blocking_client, run_hoopguard,
 };
 
 const DEMO_KEY: &str = "AKIAI44QH8DHBEXAMPLE";
@@ -57,28 +57,6 @@ tools = ["*"]
     )
 }
 
-fn token(gw: &Gateway, dir: &Path, sub: &str, groups: &str, audience: Option<&str>) -> PathBuf {
-    let path = dir.join(format!("{sub}-{}.token", audience.is_some()));
-    let config = gw.config.to_str().unwrap();
-    let mut args = vec![
-        "dev-token",
-        "--config",
-        config,
-        "--sub",
-        sub,
-        "--groups",
-        groups,
-        "--out",
-        path.to_str().unwrap(),
-    ];
-    if let Some(a) = audience {
-        args.extend(["--audience", a]);
-    }
-    let (st, _, err) = run_hoopguard(&args, &[]);
-    assert!(st.success(), "{err}");
-    path
-}
-
 #[test]
 fn mcp_clients_are_guarded_in_front_of_server_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,8 +72,8 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
     .unwrap();
     let mut gw = Gateway::start(dir.path(), &config(&everything), &[]);
     let url = gw.url(gw.mcp, "/mcp");
-    let alice = token(&gw, dir.path(), "alice", "dev", Some(&url));
-    let bob = token(&gw, dir.path(), "bob", "ops", Some(&url));
+    let alice = gw.dev_token("alice", "dev", Some(&url));
+    let bob = gw.dev_token("bob", "ops", Some(&url));
 
     // No token, or a token for another audience: 401 naming the protected-resource metadata.
     let resp = blocking_client()
@@ -122,7 +100,7 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         .unwrap();
     assert_eq!(meta["resource"], url.as_str());
     assert_eq!(meta["bearer_methods_supported"][0], "header");
-    let other_audience = token(&gw, dir.path(), "alice", "dev", None);
+    let other_audience = gw.dev_token("alice", "dev", None);
     assert!(mcp_client(&url, Some(&other_audience), &["list"]).is_err());
     let resp = blocking_client()
         .post(&url)
@@ -259,27 +237,11 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
     assert_eq!(r[0]["code"], -32002, "{r:?}");
     assert!(r[1]["text"].as_str().unwrap().contains('3'), "{r:?}");
     let msg = r[0]["error"].as_str().unwrap();
-    let id = msg
-        .split("Approval ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap();
-    let maria = token(&gw, dir.path(), "maria", "managers", None);
+    let id = approval_id(msg);
+    let maria = gw.dev_token("maria", "managers", None);
     let config_path = gw.config.clone();
     let config = config_path.to_str().unwrap();
-    let (st, _, err) = run_hoopguard(
-        &[
-            "approvals",
-            "--config",
-            config,
-            "--token-file",
-            maria.to_str().unwrap(),
-            "approve",
-            id,
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
+    gw.approve(&maria, &id);
     let r = mcp_client(
         &url,
         Some(&alice),
@@ -392,7 +354,7 @@ fn a_stdio_server_is_guarded_under_wrap() {
     let everything_http = Everything::start(dir.path(), &[]);
     let gw = Gateway::start(dir.path(), &config(&everything_http), &[]);
     let config = gw.config.to_str().unwrap().to_string();
-    let alice = token(&gw, dir.path(), "alice", "dev", None);
+    let alice = gw.dev_token("alice", "dev", None);
     let script =
         node_peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     let wrap = |token: &Path| {
@@ -446,25 +408,9 @@ fn a_stdio_server_is_guarded_under_wrap() {
     );
     assert_eq!(r[4]["code"], -32002, "{r:?}");
     let msg = r[4]["error"].as_str().unwrap();
-    let id = msg
-        .split("Approval ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap();
-    let maria = token(&gw, dir.path(), "maria", "managers", None);
-    let (st, _, err) = run_hoopguard(
-        &[
-            "approvals",
-            "--config",
-            &config,
-            "--token-file",
-            maria.to_str().unwrap(),
-            "approve",
-            id,
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
+    let id = approval_id(msg);
+    let maria = gw.dev_token("maria", "managers", None);
+    gw.approve(&maria, &id);
     let r = mcp_client_stdio(&cmd, &env, &["call", "get-sum", r#"{"a":700,"b":1}"#]).unwrap();
     assert!(r[0]["text"].as_str().unwrap().contains("701"), "{r:?}");
 
@@ -495,8 +441,8 @@ fn an_rmcp_server_guarded_in_process() {
     let gw = Gateway::start(dir.path(), "[identity.dev_issuer]\nenabled = true\n", &[]);
     let server = RmcpExample::start(dir.path(), &gw, &[]);
     let url = server.url();
-    let alice = token(&gw, dir.path(), "alice", "dev", Some(&url));
-    let bob = token(&gw, dir.path(), "bob", "ops", Some(&url));
+    let alice = gw.dev_token("alice", "dev", Some(&url));
+    let bob = gw.dev_token("bob", "ops", Some(&url));
 
     // 401 with the metadata URL without a token.
     let resp = blocking_client()
@@ -564,26 +510,9 @@ fn an_rmcp_server_guarded_in_process() {
     assert_eq!(r_bob[0]["tools"], serde_json::json!([]), "{r_bob:?}");
     assert_eq!(r_bob[1]["code"], -32001, "{r_bob:?}");
     let msg = r[3]["error"].as_str().unwrap();
-    let id = msg
-        .split("Approval ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap();
-    let maria = token(&gw, dir.path(), "maria", "managers", None);
-    let config_path = gw.config.to_str().unwrap();
-    let (st, _, err) = run_hoopguard(
-        &[
-            "approvals",
-            "--config",
-            config_path,
-            "--token-file",
-            maria.to_str().unwrap(),
-            "approve",
-            id,
-        ],
-        &[],
-    );
-    assert!(st.success(), "{err}");
+    let id = approval_id(msg);
+    let maria = gw.dev_token("maria", "managers", None);
+    gw.approve(&maria, &id);
     let r = mcp_client(
         &url,
         Some(&alice),
@@ -612,7 +541,7 @@ fn an_rmcp_server_guarded_in_process() {
         )],
     );
     let url2 = server.url();
-    let alice2 = token(&gw, dir.path(), "alice2", "dev", Some(&url2));
+    let alice2 = gw.dev_token("alice2", "dev", Some(&url2));
     let r = mcp_client(
         &url2,
         Some(&alice2),
@@ -646,7 +575,7 @@ fn a_call_that_cannot_be_recorded_is_refused_unless_best_effort_is_set() {
         );
         let gw = Gateway::start(&gw_dir, &extra, &[]);
         let url = gw.url(gw.mcp, "/mcp");
-        let alice = token(&gw, &gw_dir, "alice", "dev", Some(&url));
+        let alice = gw.dev_token("alice", "dev", Some(&url));
         // The disk goes away under the running gateway: the recordings directory becomes a
         // file, so no new recording can be created.
         let recordings = gw_dir.join("data/recordings");

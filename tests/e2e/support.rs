@@ -349,6 +349,62 @@ impl Gateway {
     pub fn url(&self, port: u16, path: &str) -> String {
         format!("http://127.0.0.1:{port}{path}")
     }
+
+    /// A token file for `sub` in `groups` from the gateway's development issuer, written next
+    /// to its config; `audience` adds an audience (an MCP resource URI).
+    pub fn dev_token(&self, sub: &str, groups: &str, audience: Option<&str>) -> PathBuf {
+        let dir = self.config.parent().expect("the config is in a directory");
+        let path = dir.join(format!(
+            "{sub}{}.token",
+            if audience.is_some() { "-aud" } else { "" }
+        ));
+        let config = self.config.to_str().unwrap();
+        let mut args = vec![
+            "dev-token",
+            "--config",
+            config,
+            "--sub",
+            sub,
+            "--groups",
+            groups,
+            "--out",
+            path.to_str().unwrap(),
+        ];
+        if let Some(a) = audience {
+            args.extend(["--audience", a]);
+        }
+        let (st, _, err) = run_hoopguard(&args, &[]);
+        assert!(st.success(), "{err}");
+        path
+    }
+
+    /// `hoopguard approvals approve ID` as the approver whose token file is `approver`; panics
+    /// unless it succeeds; returns what it printed.
+    pub fn approve(&self, approver: &Path, id: &str) -> String {
+        let config = self.config.to_str().unwrap();
+        let args = [
+            "approvals",
+            "--config",
+            config,
+            "--token-file",
+            approver.to_str().unwrap(),
+            "approve",
+            id,
+        ];
+        let (st, out, err) = run_hoopguard(&args, &[]);
+        assert!(st.success(), "{err}");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// The approval id in a refusal that says `Approval apr_… is pending`.
+pub fn approval_id(message: &str) -> String {
+    message
+        .split("Approval ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no approval id in {message}"))
+        .to_string()
 }
 
 /// Runs `hoopguard ARGS` to completion; returns (status, stdout, stderr).

@@ -1,0 +1,68 @@
+//! Shared by the AWS and MCP bench supports: a `hoopguard serve` run inside the bench process,
+//! and a closed-loop load driver for the examples.
+
+use std::time::{Duration, Instant};
+
+use hoopguard_cli::config::{Config, Source};
+use hoopguard_core::identity::dev::DevIssuer;
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `hoopguard serve` in this process on the config `rest` (everything but the data
+/// directory, the admin listener and the development issuer, which are added); returns the
+/// development issuer to mint tokens with.
+pub fn serve(dir: &std::path::Path, rest: &str) -> DevIssuer {
+    let text = format!(
+        "data_dir = \"{}\"\n[listeners.admin]\nbind = \"127.0.0.1:{}\"\n[identity.dev_issuer]\nenabled = true\n{rest}",
+        dir.display(),
+        free_port()
+    );
+    let cfg = Config::parse(&text, "bench", &|_| None).unwrap();
+    let dev = hoopguard_cli::serve::dev_issuer(&cfg).unwrap().unwrap();
+    tokio::spawn(async move {
+        hoopguard_cli::serve::run(cfg, Source::Quickstart, std::future::pending())
+            .await
+            .unwrap()
+    });
+    dev
+}
+
+/// `concurrency` clients calling `call(n)` back to back for `seconds`; returns calls per second
+/// and the p50 and p99 latency.
+#[allow(dead_code)] // used by the examples, not the benches
+pub async fn load<F, Fut>(concurrency: usize, seconds: u64, call: F) -> (f64, Duration, Duration)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency as u64 {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut n = worker << 32;
+            while Instant::now() < end {
+                let t = Instant::now();
+                call(n).await;
+                lat.push(t.elapsed());
+                n += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    (all.len() as f64 / seconds as f64, pct(0.5), pct(0.99))
+}
