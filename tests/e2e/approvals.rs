@@ -36,36 +36,18 @@ window = "3s"
 
 struct Env {
     gw: Gateway,
-    dir: PathBuf,
 }
 
 impl Env {
     fn start(dir: &Path) -> Env {
         Env {
             gw: Gateway::start(dir, POLICY, &[]),
-            dir: dir.to_path_buf(),
         }
     }
 
     /// A token file for `sub` in `groups`, from the development issuer.
     fn token(&self, sub: &str, groups: &str) -> PathBuf {
-        let path = self.dir.join(format!("{sub}.token"));
-        let (st, _, err) = run_hoopguard(
-            &[
-                "dev-token",
-                "--config",
-                self.gw.config.to_str().unwrap(),
-                "--sub",
-                sub,
-                "--groups",
-                groups,
-                "--out",
-                path.to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert!(st.success(), "{err}");
-        path
+        self.gw.dev_token(sub, groups, None)
     }
 
     /// `POST /v1/authorize` as the holder of `token`.
