@@ -10,6 +10,9 @@
 //! | `POST /v1/approvals/{id}/approve` `{"reason": "…"}` | an approver's yes |
 //! | `POST /v1/approvals/{id}/deny` `{"reason": "…"}` | an approver's no (reason required) |
 //! | `POST /v1/authorize` `{"call": {…}, "body_sha256": "…"}` | decide a call for the caller (a `once` grant is used by it) |
+//! | `GET /v1/sessions?subject=&since=&action=&decision=&limit=` | recorded sessions (approvers and auditors only) |
+//! | `GET /v1/sessions/{id}` | one session's events |
+//! | `GET /v1/sessions/{id}/verify` | checks its hash chain: `{"ok": false, "event": N, "problem": "…"}` when broken |
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use hoopguard_core::approvals::{Status, VoteError};
 use hoopguard_core::identity::dev::DevIssuer;
 use hoopguard_core::identity::{Identity, IssuerVerifier, Verifier};
 use hoopguard_core::policy::Call;
+use hoopguard_core::record::RecordError;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::metrics::Metrics;
 use hoopguard_tower::policy::{Guard, Verdict};
@@ -35,6 +39,11 @@ pub(crate) struct AdminState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) dev: Option<Arc<DevIssuer>>,
     pub(crate) guard: Guard,
+    /// The recordings directory.
+    pub(crate) recordings: std::path::PathBuf,
+    /// Groups that may read recordings besides the policy's approvers (`record.auditors` and
+    /// the approvers of unclassified AWS calls and changed MCP tools).
+    pub(crate) auditors: Arc<Vec<String>>,
 }
 
 /// The admin listener's routes.
@@ -45,6 +54,9 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/approvals/{id}/deny", post(deny))
         .route("/v1/authorize", post(authorize))
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", get(show_session))
+        .route("/v1/sessions/{id}/verify", get(verify_session))
         .layer(AuthLayer::new(state.verifier.clone()));
     let mut r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -277,5 +289,159 @@ async fn authorize(
             };
             (status, Json(other.refusal_json().unwrap_or_default())).into_response()
         }
+    }
+}
+
+/// Only approvers (of any rule) and auditors read recordings: they hold what everyone did.
+fn refuse_unless_reader(s: &AdminState, who: &Identity) -> Option<Response> {
+    let approvers = s.guard.policy().approver_groups();
+    let allowed = who
+        .groups
+        .iter()
+        .any(|g| approvers.contains(g) || s.auditors.contains(g));
+    if allowed {
+        None
+    } else {
+        Some(error(
+            StatusCode::FORBIDDEN,
+            "not_an_auditor",
+            format!(
+                "`{}` may not read recordings: only approvers and auditors (groups in `record.auditors`) may",
+                who.subject
+            ),
+        ))
+    }
+}
+
+/// Runs `f` on the recordings directory for an approver or auditor, off the async workers.
+async fn read<T: Send + 'static>(
+    s: &AdminState,
+    who: &Identity,
+    f: impl FnOnce(&std::path::Path) -> Result<T, RecordError> + Send + 'static,
+) -> Result<T, Box<Response>> {
+    if let Some(r) = refuse_unless_reader(s, who) {
+        return Err(Box::new(r));
+    }
+    let refused = |status, code: &str, message: String| Box::new(error(status, code, message));
+    let dir = s.recordings.clone();
+    match tokio::task::spawn_blocking(move || f(&dir)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(RecordError::NotFound(id))) => Err(refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no recording of session `{id}`"),
+        )),
+        Ok(Err(e @ RecordError::BadSessionId(_))) => Err(refused(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        )),
+        Ok(Err(e)) => Err(refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )),
+        Err(e) => Err(refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsQuery {
+    subject: Option<String>,
+    since: Option<String>,
+    action: Option<String>,
+    decision: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_sessions(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    q: Result<Query<SessionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "{}; the filters are subject, since, action, decision and limit",
+                    e.body_text()
+                ),
+            );
+        }
+    };
+    let since = match q.since.as_deref().map(hoopguard_core::duration::parse) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("since: {e}"),
+            );
+        }
+    };
+    let query = hoopguard_core::record::Query {
+        subject: q.subject,
+        since,
+        action: q.action,
+        decision: q.decision,
+        limit: q.limit,
+    };
+    match read(&s, &who, move |dir| {
+        hoopguard_core::record::search(dir, &query)
+    })
+    .await
+    {
+        Ok(found) => Json(json!({"sessions": found})).into_response(),
+        Err(r) => *r,
+    }
+}
+
+async fn show_session(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
+    let id2 = id.clone();
+    match read(&s, &who, move |dir| {
+        hoopguard_core::record::read_session(dir, &id2)
+    })
+    .await
+    {
+        Ok(events) => Json(json!({"session": id, "events": events})).into_response(),
+        Err(r) => *r,
+    }
+}
+
+async fn verify_session(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
+    let id2 = id.clone();
+    let checked = read(&s, &who, move |dir| {
+        match hoopguard_core::record::verify(dir, &id2) {
+            Ok(n) => Ok(json!({"ok": true, "events": n})),
+            Err(RecordError::Broken { line, problem, .. }) => Ok(
+                json!({"ok": false, "event": line, "problem": format!("event {line} {problem}")}),
+            ),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    match checked {
+        Ok(mut v) => {
+            v["session"] = json!(id);
+            Json(v).into_response()
+        }
+        Err(r) => *r,
     }
 }

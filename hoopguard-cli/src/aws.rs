@@ -35,6 +35,7 @@ use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::mask::MaskLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
+use hoopguard_tower::record::Origin;
 use hoopguard_tower::record::{RecordLayer, RecordTarget};
 use serde_json::json;
 
@@ -528,7 +529,25 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     };
     // Record the call before answering; a call that cannot be recorded is refused.
     let session = format!("aws-{}", verified.session.sid);
-    if let Err(e) = record(&state.recorder, &session, &verified, &classified, &verdict) {
+    let asked = Asked {
+        origin: Origin::of(&parts.headers, &parts.extensions),
+        method: parts.method.as_str(),
+        path: &path,
+        query: &query,
+        content_type: header(&parts.headers, "content-type").unwrap_or(""),
+        body: match &payload {
+            Payload::Buffered(b, _) => Some(b),
+            _ => None,
+        },
+    };
+    if let Err(e) = record(
+        &state.recorder,
+        &session,
+        &verified,
+        &asked,
+        &classified,
+        &verdict,
+    ) {
         tracing::error!(error = %e, "cannot record the call; refusing it");
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -789,17 +808,31 @@ fn checked(body: Body, check: Check, error: Arc<std::sync::Mutex<Option<String>>
     http_body_util::StreamBody::new(stream).boxed_unsync()
 }
 
-/// One pseudo-credential session is one recording: a `start` event the first time it is seen,
-/// then one `call` event per call with what was asked and decided. No credentials, tokens or
-/// bodies are recorded.
+/// What the caller sent, for the recording.
+struct Asked<'a> {
+    origin: Origin,
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    content_type: &'a str,
+    /// The buffered body (streamed ones are not recorded, only their size in the answer).
+    body: Option<&'a Bytes>,
+}
+
+/// One pseudo-credential session is one recording: a `start` event the first time it is seen
+/// (and again when it goes on after an `end`, e.g. after a restart), then one `call` event per
+/// call with what was asked — the request body masked and capped — and decided. No credentials
+/// or tokens are recorded. The session's end is recorded when its credentials expire.
 fn record(
-    recorder: &Recorder,
+    recorder: &Arc<Recorder>,
     session: &str,
     verified: &Verified,
+    asked: &Asked<'_>,
     classified: &Classified,
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
-    if !recorder.exists(session) {
+    let state = recorder.state(session);
+    if state.is_none_or(|s| s.ended) {
         recorder.record(
             session,
             "start",
@@ -807,10 +840,18 @@ fn record(
                 "subject": verified.session.subject,
                 "groups": verified.session.groups,
                 "connection": verified.session.connection,
+                "client": asked.origin.addr,
+                "user_agent": asked.origin.user_agent,
+                "expires_at": verified.session.exp,
+                "resumed": state.is_some(),
             }),
         )?;
+        end_at_expiry(recorder.clone(), session.to_string(), verified.session.exp);
     }
     let (rule, approval_id, reason) = verdict.parts();
+    let body = asked
+        .body
+        .and_then(|b| recorder.mask_body(b, asked.content_type));
     recorder.record(
         session,
         "call",
@@ -823,14 +864,58 @@ fn record(
             "rule": rule,
             "approval_id": approval_id,
             "reason": reason,
+            "request": {
+                "method": asked.method,
+                "path": asked.path,
+                "query": asked.query,
+                "content_type": asked.content_type,
+                "bytes": asked.body.map(|b| b.len()),
+                "body": body,
+            },
         }),
     )?;
     Ok(())
 }
 
+/// Records the end of `session` when its pseudo-credentials expire (`exp`, seconds since the
+/// epoch): from then on they are refused, so the session is over.
+fn end_at_expiry(recorder: Arc<Recorder>, session: String, exp: u64) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(left).await;
+        if let Err(e) = recorder.end(&session, "token expired") {
+            tracing::error!(error = %e, "cannot record the end of an AWS session");
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_session_ends_when_its_credentials_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(
+            Recorder::open(dir.path(), hoopguard_core::record::Durability::Batched).unwrap(),
+        );
+        rec.append("aws-s1", "start", json!({})).unwrap();
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        end_at_expiry(rec.clone(), "aws-s1".into(), now + 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!rec.state("aws-s1").unwrap().ended, "not before expiry");
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert!(rec.state("aws-s1").unwrap().ended);
+        let events = hoopguard_core::record::read_session(dir.path(), "aws-s1").unwrap();
+        assert_eq!(events.last().unwrap().data["reason"], "token expired");
+    }
 
     #[test]
     fn virtual_host_buckets_only_under_the_configured_suffixes() {

@@ -180,6 +180,92 @@ pub struct RecordConfig {
     /// `best_effort` — let it through unrecorded and log the gap.
     #[serde(default)]
     pub on_failure: OnRecordFailure,
+    /// A session's recording starts a new segment file past this size (`64MiB`; a number of
+    /// bytes or `KiB`/`MiB`/`GiB`).
+    #[serde(default = "default_segment_size", with = "byte_size")]
+    pub segment_size: u64,
+    /// Remove segments last written longer ago than this (`90d`). Default: kept.
+    #[serde(default, with = "hoopguard_core::duration::serde_opt")]
+    pub max_age: Option<Duration>,
+    /// Then remove the oldest segments until the recordings fit in this (`10GiB`). Default:
+    /// no limit.
+    #[serde(default, with = "opt_byte_size")]
+    pub max_size: Option<u64>,
+    /// How often retention runs (also once at start). Default `1h`.
+    #[serde(
+        default = "default_retention_interval",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub retention_interval: Duration,
+    /// How much of each request and response body is recorded, after masking (`64KiB`).
+    #[serde(default = "default_body_cap", with = "byte_size")]
+    pub body_cap: u64,
+    /// Groups whose members may read recordings through the admin API (approvers of any rule
+    /// may too).
+    #[serde(default)]
+    pub auditors: Vec<String>,
+}
+
+fn default_segment_size() -> u64 {
+    hoopguard_core::record::DEFAULT_SEGMENT_SIZE
+}
+
+fn default_retention_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_body_cap() -> u64 {
+    64 * 1024
+}
+
+/// A size: a number of bytes, or a string with `B`, `KiB`, `MiB`, `GiB` or `TiB`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 512KiB, 64MiB or 10GiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        "TiB" | "TB" | "T" => 1 << 40,
+        u => {
+            return Err(format!(
+                "unknown size unit `{u}` in `{text}`; use KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeText {
+    Bytes(u64),
+    Text(String),
+}
+
+mod byte_size {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match super::SizeText::deserialize(d)? {
+            super::SizeText::Bytes(n) => Ok(n),
+            super::SizeText::Text(t) => super::parse_size(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+mod opt_byte_size {
+    use serde::Deserializer;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::byte_size::deserialize(d).map(Some)
+    }
 }
 
 /// `[record] on_failure`.
@@ -199,6 +285,12 @@ impl Default for RecordConfig {
             durability: default_durability(),
             sync_interval: default_sync_interval(),
             on_failure: OnRecordFailure::Refuse,
+            segment_size: default_segment_size(),
+            max_age: None,
+            max_size: None,
+            retention_interval: default_retention_interval(),
+            body_cap: default_body_cap(),
+            auditors: Vec::new(),
         }
     }
 }
@@ -718,6 +810,15 @@ impl Config {
                 .map_err(|(k, m)| (format!("aws.connections.{name}.{k}"), m))?;
         }
         self.mcp.validate()?;
+        if self.record.segment_size < 4096 {
+            return Err(("record.segment_size".into(), "must be at least 4KiB".into()));
+        }
+        if self.record.retention_interval < Duration::from_secs(1) {
+            return Err((
+                "record.retention_interval".into(),
+                "must be at least 1s".into(),
+            ));
+        }
         if self.aws.max_policy_body == 0 {
             return Err(("aws.max_policy_body".into(), "must be more than 0".into()));
         }
@@ -934,6 +1035,25 @@ bind = "127.0.0.1:8787"
 issuer = "https://idp.example.com"
 audiences = ["hoopguard"]
 "#;
+
+    #[test]
+    fn record_sizes_and_retention_parse_with_units() {
+        let cfg: Config = toml::from_str(
+            "[record]\nsegment_size = \"8MiB\"\nmax_size = 1073741824\nmax_age = \"30d\"\nauditors = [\"security\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.record.segment_size, 8 << 20);
+        assert_eq!(cfg.record.max_size, Some(1 << 30));
+        assert_eq!(cfg.record.max_age, Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(cfg.record.body_cap, 64 * 1024);
+        for bad in ["segment_size = \"8 parsecs\"", "max_size = \"lots\""] {
+            let e = toml::from_str::<Config>(&format!("[record]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("size"), "{e}");
+        }
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+    }
 
     #[test]
     fn quickstart_is_valid() {

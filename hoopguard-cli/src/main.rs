@@ -145,7 +145,8 @@ enum SessionsCommand {
         /// Only sessions with a call to this action or tool (`ec2:*`, `ec2:TerminateInstances`, `echo`).
         #[arg(long)]
         action: Option<String>,
-        /// Only sessions with a call decided so (`allow`, `deny`, `approve`, `error`).
+        /// Only sessions with a call decided so (`allow`, `deny`, `approve`, `error`); with
+        /// `--action`, the same call.
         #[arg(long)]
         decision: Option<String>,
     },
@@ -418,11 +419,12 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
             decision,
         } => sessions_cli::list(
             &dir,
-            &sessions_cli::Filter {
+            &hoopguard_core::record::Query {
                 subject,
                 since,
                 action,
                 decision,
+                limit: None,
             },
         )
         .map(|t| (t, true)),

@@ -53,6 +53,44 @@ pub fn verifier(cfg: &Config, dev: Option<&DevIssuer>) -> Result<Verifier, Strin
     Ok(b.build())
 }
 
+/// Hands the peer address of the connection to the layers that record it.
+async fn client_addr(mut req: axum::extract::Request) -> axum::extract::Request {
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(a) = addr {
+        req.extensions_mut()
+            .insert(hoopguard_tower::record::ClientAddr(a));
+    }
+    req
+}
+
+/// Opens the recordings in `dir` (segments, index, masking of recorded bodies, failure mode)
+/// as `[record]` says.
+pub(crate) fn open_recorder(
+    cfg: &Config,
+    dir: &std::path::Path,
+    mask: Arc<hoopguard_core::mask::Engine>,
+) -> Result<hoopguard_core::record::Recorder, String> {
+    use hoopguard_core::record::{Durability, JsonlStore, Recorder};
+    let durability = match cfg.record.durability {
+        crate::config::DurabilityName::EveryEvent => Durability::EveryEvent,
+        crate::config::DurabilityName::Batched => Durability::Batched,
+    };
+    let fail = |e: hoopguard_core::record::RecordError| {
+        format!("cannot open the recordings in {}: {e}", dir.display())
+    };
+    let store = JsonlStore::open(dir, durability)
+        .map_err(fail)?
+        .with_segment_size(cfg.record.segment_size);
+    Ok(Recorder::new(Arc::new(store))
+        .with_index(dir)
+        .map_err(fail)?
+        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
+        .with_masker(mask, cfg.record.body_cap as usize))
+}
+
 /// Opens the approvals store in the data directory and the webhooks.
 pub fn approvals(cfg: &Config) -> Result<Approvals, String> {
     let path = cfg.data_dir.join("approvals.sqlite");
@@ -94,40 +132,6 @@ pub async fn run(
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
-    let recordings = cfg.data_dir.join("recordings");
-    let recorder = Arc::new(
-        hoopguard_core::record::Recorder::open(
-            &recordings,
-            match cfg.record.durability {
-                crate::config::DurabilityName::EveryEvent => {
-                    hoopguard_core::record::Durability::EveryEvent
-                }
-                crate::config::DurabilityName::Batched => {
-                    hoopguard_core::record::Durability::Batched
-                }
-            },
-        )
-        .map_err(|e| {
-            format!(
-                "cannot open the recordings in {}: {e}",
-                recordings.display()
-            )
-        })?
-        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort),
-    );
-    if cfg.record.durability == crate::config::DurabilityName::Batched {
-        let r = recorder.clone();
-        let every = cfg.record.sync_interval.max(Duration::from_millis(10));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = r.sync() {
-                    tracing::error!(error = %e, "cannot flush the recordings to disk");
-                }
-            }
-        });
-    }
     let minter = Arc::new(match &cfg.aws.gateway_key {
         Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes()),
         None => {
@@ -147,6 +151,47 @@ pub async fn run(
     );
     // One pooled client for both data paths.
     let client = crate::upstream::client()?;
+    let recordings = cfg.data_dir.join("recordings");
+    let recorder = Arc::new(open_recorder(&cfg, &recordings, mask_engine.clone())?);
+    if cfg.record.durability == crate::config::DurabilityName::Batched {
+        let r = recorder.clone();
+        let every = cfg.record.sync_interval.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = r.sync() {
+                    tracing::error!(error = %e, "cannot flush the recordings to disk");
+                }
+            }
+        });
+    }
+    let retention = hoopguard_core::record::Retention {
+        max_age: cfg.record.max_age,
+        max_size: cfg.record.max_size,
+    };
+    if retention != Default::default() {
+        let r = recorder.clone();
+        let every = cfg.record.retention_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let r = r.clone();
+                match tokio::task::spawn_blocking(move || r.retain(&retention)).await {
+                    Ok(Ok(removed)) if removed.segments > 0 => tracing::info!(
+                        segments = removed.segments,
+                        bytes = removed.bytes,
+                        sessions = removed.sessions.len(),
+                        "retention removed old recordings"
+                    ),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+                    Err(e) => tracing::error!(error = %e, "retention failed"),
+                }
+            }
+        });
+    }
     let mask_layer = hoopguard_tower::mask::MaskLayer::from_config(mask_engine, &cfg.mask);
 
     let pins_path = cfg.data_dir.join("mcp-tool-pins.json");
@@ -210,9 +255,20 @@ pub async fn run(
                 metrics: metrics.clone(),
                 dev: dev.clone(),
                 guard: guard.clone(),
+                recordings: recordings.clone(),
+                auditors: Arc::new(
+                    cfg.record
+                        .auditors
+                        .iter()
+                        .chain(&cfg.aws.unclassified_approvers)
+                        .chain(&cfg.mcp.changed_tool_approvers)
+                        .cloned()
+                        .collect(),
+                ),
             })
             .layer(MetricsLayer::new(metrics.clone(), "admin")),
         };
+        let router = router.layer(axum::middleware::map_request(client_addr));
         tracing::info!(listener = name, %addr, "listening");
         bound.push((name, listener, router));
     }

@@ -1,12 +1,12 @@
 //! `hoopguard sessions list|show|verify|export|replay`: reading recordings as an auditor.
 //!
-//! Works on the data directory's `recordings/` folder directly and never changes a file (the
-//! admin API reads come with the rest of issue #6).
+//! Works on the data directory's `recordings/` folder directly and never changes a recording
+//! (`list` updates the index beside them). The admin API serves the same reads.
 
 use std::path::Path;
 use std::time::Duration;
 
-use hoopguard_core::record::{self, Event, RecordError};
+use hoopguard_core::record::{self, Event, Query, RecordError};
 use serde_json::Value;
 
 fn time(ms: u64) -> String {
@@ -44,118 +44,28 @@ fn summary(e: &Event) -> String {
     }
 }
 
-/// What `sessions list` keeps. Every recording is read (there is no index yet).
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    /// The subject (`*` wildcards).
-    pub subject: Option<String>,
-    /// Only sessions with an event at most this old.
-    pub since: Option<Duration>,
-    /// A call's action or tool (`*` wildcards, case-insensitive).
-    pub action: Option<String>,
-    /// A call's decision.
-    pub decision: Option<String>,
-}
-
-/// `*` matches any run of characters; nothing else is special. Case-insensitive.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
-    let parts: Vec<&str> = p.split('*').collect();
-    if parts.len() == 1 {
-        return p == t;
+/// The sessions that match `q` (through the recordings index, brought up to date first),
+/// with their event counts, first and last times, subject, how many calls were refused and how
+/// the session ended.
+pub fn list(dir: &Path, q: &Query) -> Result<String, RecordError> {
+    let found = record::search(dir, q)?;
+    if found.is_empty() {
+        return Ok("no recorded sessions match\n".into());
     }
-    let mut rest = t.as_str();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            let Some(at) = rest.find(part) else {
-                return false;
-            };
-            rest = &rest[at + part.len()..];
-        }
-    }
-    true
-}
-
-/// The action or tool a `call` event names: `ec2:TerminateInstances` (AWS) or the tool name.
-fn call_target(e: &Event) -> Option<String> {
-    let action = e.data.get("action").and_then(Value::as_str)?;
-    if let Some(tool) = action.strip_prefix("tool `") {
-        return tool.strip_suffix('`').map(str::to_string);
-    }
-    action.split_whitespace().next().map(str::to_string)
-}
-
-impl Filter {
-    fn keeps(&self, events: &[Event], now_ms: u64) -> bool {
-        let subject = events
-            .first()
-            .and_then(|e| e.data.get("subject"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if self.subject.as_deref().is_some_and(|p| !glob(p, subject)) {
-            return false;
-        }
-        if let Some(since) = self.since {
-            let from = now_ms.saturating_sub(since.as_millis() as u64);
-            if !events.iter().any(|e| e.at >= from) {
-                return false;
-            }
-        }
-        if self.action.is_none() && self.decision.is_none() {
-            return true;
-        }
-        events.iter().filter(|e| e.kind == "call").any(|e| {
-            let action_ok = self
-                .action
-                .as_deref()
-                .is_none_or(|p| call_target(e).is_some_and(|t| glob(p, &t)));
-            let decision_ok = self
-                .decision
-                .as_deref()
-                .is_none_or(|d| e.data.get("decision").and_then(Value::as_str) == Some(d));
-            action_ok && decision_ok
-        })
-    }
-}
-
-/// The sessions with their event counts and first/last times.
-pub fn list(dir: &Path, filter: &Filter) -> Result<String, RecordError> {
     let mut out = format!(
-        "{:<40} {:>7} {:<25} {:<25} {}\n",
-        "SESSION", "EVENTS", "FIRST", "LAST", "SUBJECT"
+        "{:<30} {:>6} {:>8} {:<25} {:<25} {:<16} {}\n",
+        "SESSION", "EVENTS", "REFUSED", "FIRST", "LAST", "SUBJECT", "ENDED"
     );
-    let sessions = record::sessions(dir)?;
-    if sessions.is_empty() {
-        return Ok("no recorded sessions\n".into());
-    }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    for s in sessions {
-        let events = record::read_session(dir, &s)?;
-        if !filter.keeps(&events, now_ms) {
-            continue;
-        }
-        let subject = events
-            .first()
-            .and_then(|e| e.data.get("subject"))
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+    for s in found {
         out.push_str(&format!(
-            "{:<40} {:>7} {:<25} {:<25} {}\n",
-            s,
-            events.len(),
-            events.first().map(|e| time(e.at)).unwrap_or_default(),
-            events.last().map(|e| time(e.at)).unwrap_or_default(),
-            subject
+            "{:<30} {:>6} {:>8} {:<25} {:<25} {:<16} {}\n",
+            s.id,
+            s.events,
+            s.refused,
+            time(s.first_at),
+            time(s.last_at),
+            s.subject.as_deref().unwrap_or("-"),
+            s.ended.as_deref().unwrap_or("-"),
         ));
     }
     Ok(out)
@@ -239,34 +149,4 @@ pub fn replay(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod filter_tests {
-    use super::*;
-
-    #[test]
-    fn globs_and_call_targets() {
-        assert!(glob("ec2:*", "EC2:TerminateInstances"));
-        assert!(glob("*Instances", "ec2:TerminateInstances"));
-        assert!(glob("ec2:*Inst*s", "ec2:TerminateInstances"));
-        assert!(!glob("ec2:*", "s3:GetObject"));
-        assert!(glob("alice", "alice") && !glob("alice", "alice2"));
-        let call = |action: &str| Event {
-            seq: 1,
-            at: 0,
-            session: "s".into(),
-            kind: "call".into(),
-            prev: String::new(),
-            data: serde_json::json!({"action": action}),
-        };
-        assert_eq!(
-            call_target(&call("ec2:TerminateInstances in us-east-1")).as_deref(),
-            Some("ec2:TerminateInstances")
-        );
-        assert_eq!(
-            call_target(&call("tool `get-sum`")).as_deref(),
-            Some("get-sum")
-        );
-    }
 }

@@ -57,14 +57,13 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
         .map_err(|e| format!("the token was refused: {e}"))?;
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
     let guard = Guard::new(policy, crate::serve::approvals(&cfg)?);
-    let recorder = Arc::new(
-        hoopguard_core::record::Recorder::open(
-            &cfg.data_dir.join("recordings"),
-            hoopguard_core::record::Durability::EveryEvent,
-        )
-        .map_err(|e| format!("cannot open the recordings: {e}"))?
-        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort),
-    );
+    let engine =
+        Arc::new(Engine::new(&cfg.mask).map_err(|e| format!("mask.{}: {}", e.key, e.message))?);
+    let recorder = Arc::new(crate::serve::open_recorder(
+        &cfg,
+        &cfg.data_dir.join("recordings"),
+        engine.clone(),
+    )?);
     let pins = Arc::new(
         Pins::open(cfg.data_dir.join("mcp-tool-pins.json"))
             .map_err(|e| format!("cannot read the MCP tool pins: {e}"))?,
@@ -76,8 +75,6 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
             .record(recorder)
             .transport("stdio"),
     );
-    let engine =
-        Arc::new(Engine::new(&cfg.mask).map_err(|e| format!("mask.{}: {}", e.key, e.message))?);
     // One session per run of the wrapped server.
     let session = format!("wrap-{}-{}", who.subject, std::process::id());
 
@@ -183,8 +180,9 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
             break;
         }
     }
-    // The client is gone: close the server's input and give it a moment to finish; a server
-    // that keeps running without a client is stopped.
+    // The client is gone: its session ends; close the server's input and give it a moment to
+    // finish; a server that keeps running without a client is stopped.
+    mcp.end(&who, &session, "client closed");
     drop(child_in);
     let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
         Ok(status) => status,

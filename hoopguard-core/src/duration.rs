@@ -41,3 +41,16 @@ pub mod serde {
         s.serialize_str(&super::format(*d))
     }
 }
+
+/// `#[serde(default, with = "hoopguard_core::duration::serde_opt")]` for an optional duration
+/// string: absent is `None`.
+pub mod serde_opt {
+    use std::time::Duration;
+
+    use ::serde::Deserializer;
+
+    /// Reads a duration string such as `15m` as `Some`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::serde::deserialize(d).map(Some)
+    }
+}

@@ -291,6 +291,7 @@ where
             ),
         ));
     };
+    let origin = crate::record::Origin::of(req.headers(), req.extensions());
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -318,8 +319,13 @@ where
             .to_string(),
     };
     if parts.method != Method::POST {
+        let closing = parts.method == Method::DELETE;
         let fwd = Request::from_parts(parts, Full::new(bytes));
         let resp = inner.call(fwd).await?;
+        if closing && !ctx.session.is_empty() {
+            // The client ended its MCP session.
+            shared.end(&who, &ctx.session, "client closed");
+        }
         return Ok(ctx.answer(resp, Vec::new(), false).await);
     }
     let msgs = match parse(&bytes) {
@@ -344,7 +350,7 @@ where
     let mut decided = false;
     for item in msgs.items {
         match &item.ask {
-            Ask::Decide(call) => match shared.decide(&who, call, &session).await {
+            Ask::Decide(call) => match shared.decide_from(&who, call, &session, &origin).await {
                 Ok(()) => {
                     decided = true;
                     forward.push(item.message)
@@ -449,6 +455,28 @@ impl McpGuard {
     /// Decides one call of `who` in MCP session `session`: `Ok` to forward it, or the refusal
     /// to answer with. The decision is recorded first when a recorder is set.
     pub async fn decide(&self, who: &Identity, call: &Call, session: &str) -> Result<(), Refusal> {
+        self.decide_from(who, call, session, &crate::record::Origin::default())
+            .await
+    }
+
+    /// Records the end of MCP session `session` of `who` with `reason` (`client closed`), if it
+    /// was recorded and has not ended. Failures are logged: the session is over either way.
+    pub fn end(&self, who: &Identity, session: &str, reason: &str) {
+        if let Some(rec) = &self.recorder {
+            if let Err(e) = rec.end(&recording_id(session, &who.subject), reason) {
+                tracing::error!(error = %e, "cannot record the end of an MCP session");
+            }
+        }
+    }
+
+    /// [`McpGuard::decide`] for a caller at `origin` (recorded at the session's start).
+    pub async fn decide_from(
+        &self,
+        who: &Identity,
+        call: &Call,
+        session: &str,
+        origin: &crate::record::Origin,
+    ) -> Result<(), Refusal> {
         let changed = match call {
             Call::McpTool { name, .. } => self.pins.is_changed(&self.server, name),
             _ => false,
@@ -478,7 +506,7 @@ impl McpGuard {
             verdict = self.guard.approve(who, call, spec, None, reason).await;
         }
         if let Some(rec) = &self.recorder {
-            if let Err(e) = record(rec, self.transport, session, who, call, &verdict) {
+            if let Err(e) = record(rec, self.transport, session, origin, who, call, &verdict) {
                 tracing::error!(error = %e, "cannot record an MCP call; refusing it");
                 return Err(Refusal {
                     code: UNAVAILABLE,
@@ -535,21 +563,31 @@ impl McpGuard {
     }
 }
 
-/// A recording per MCP session: `start`, then one `call` event per decided call.
+/// A recording per MCP session: `start` (again after an `end`, when the session goes on after
+/// a restart), then one `call` event per decided call, its arguments masked.
 fn record(
     rec: &Recorder,
     transport: &str,
     session: &str,
+    origin: &crate::record::Origin,
     who: &Identity,
     call: &Call,
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
     let id = recording_id(session, &who.subject);
-    if !rec.exists(&id) {
+    let state = rec.state(&id);
+    if state.is_none_or(|s| s.ended) {
         rec.record(
             &id,
             "start",
-            json!({"subject": who.subject, "groups": who.groups, "transport": transport}),
+            json!({
+                "subject": who.subject,
+                "groups": who.groups,
+                "transport": transport,
+                "client": origin.addr,
+                "user_agent": origin.user_agent,
+                "resumed": state.is_some(),
+            }),
         )?;
     }
     let (rule, approval_id, reason) = verdict.parts();
@@ -558,7 +596,7 @@ fn record(
         "call",
         json!({
             "action": call.summary(),
-            "call": call.to_json(),
+            "call": rec.mask_value(&call.to_json()),
             "decision": verdict.decision(),
             "rule": rule,
             "approval_id": approval_id,
@@ -729,14 +767,7 @@ impl Ctx {
         let end = futures_util::stream::once(async move {
             if std::time::SystemTime::now() >= expires {
                 tracing::info!(subject = %who.subject, "the caller's token expired; closed its event stream");
-                if let Some(rec) = &shared.recorder {
-                    let id = recording_id(&session, &who.subject);
-                    if rec.exists(&id) {
-                        if let Err(e) = rec.append(&id, "end", json!({"reason": "token expired"})) {
-                            tracing::error!(error = %e, "cannot record the end of a session");
-                        }
-                    }
-                }
+                shared.end(&who, &session, "token expired");
             }
             None
         })

@@ -23,6 +23,33 @@ use pin_project_lite::pin_project;
 use serde_json::json;
 use tower::{Layer, Service};
 
+/// The address of the client a request came from, as a request extension (servers set it from
+/// their accepted connection; recordings name it at a session's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// Where a caller is: recorded when its session starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address.
+    pub addr: Option<String>,
+    /// Its `User-Agent` (at most 200 characters).
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// The origin of an HTTP request: its [`ClientAddr`] extension and `User-Agent` header.
+    pub fn of(headers: &http::HeaderMap, extensions: &http::Extensions) -> Origin {
+        Origin {
+            addr: extensions.get::<ClientAddr>().map(|a| a.0.to_string()),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(200).collect()),
+        }
+    }
+}
+
 /// The recording a response belongs to, set by the data path as a response extension.
 #[derive(Debug, Clone)]
 pub struct RecordTarget {
@@ -38,11 +65,11 @@ pub struct RecordLayer {
 }
 
 impl RecordLayer {
-    /// Records answers into `recorder`, bodies up to 64 KiB.
+    /// Records answers into `recorder`, bodies up to its [`Recorder::body_cap`].
     pub fn new(recorder: Arc<Recorder>) -> Self {
         RecordLayer {
+            cap: recorder.body_cap(),
             recorder: Some(recorder),
-            cap: 64 * 1024,
         }
     }
 

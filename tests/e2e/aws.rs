@@ -10,6 +10,9 @@ fn policy(moto: &Moto, federated_port: u16) -> String {
 [identity.dev_issuer]
 enabled = true
 
+[record]
+auditors = ["security"]
+
 [aws]
 max_policy_body = 65536
 unclassified_approvers = ["managers"]
@@ -668,6 +671,75 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         exported.contains("SecretString") && exported.contains("[MASKED:"),
         "masked answers recorded"
     );
+    // Each session's start names the client and its user agent; the request bodies are
+    // recorded masked (the secret's value went up in CreateSecret's body).
+    assert!(
+        exported.contains(r#""client": "127.0.0.1:"#),
+        "client address recorded"
+    );
+    assert!(
+        exported.contains(r#""user_agent": "aws-cli/"#),
+        "user agent recorded"
+    );
+    let create_secret: Vec<String> = ids
+        .iter()
+        .flat_map(|id| {
+            let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "export", id], &[]);
+            let events: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+            events
+        })
+        .filter(|e| e["data"]["operation"] == "CreateSecret")
+        .map(|e| {
+            e["data"]["request"]["body"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(create_secret.len(), 1, "{create_secret:?}");
+    let body: serde_json::Value = serde_json::from_str(&create_secret[0]).unwrap();
+    assert_eq!(body["Name"], "db", "{body}");
+    assert_eq!(body["SecretString"], "[MASKED:json-field]", "{body}");
+
+    // The same reads on the admin API, for approvers and auditors only.
+    let bearer = |file: &Path| format!("Bearer {}", std::fs::read_to_string(file).unwrap().trim());
+    let admin = |who: &Path, path: &str| {
+        let resp = blocking_client()
+            .get(gw.url(gw.admin, path))
+            .header("authorization", bearer(who))
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().unwrap())
+    };
+    let auditor = gw.dev_token("sam", "security", None);
+    let (status, body) = admin(&token, "/v1/sessions");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("auditors"),
+        "{body}"
+    );
+    for reader in [&auditor, &manager] {
+        let (status, body) = admin(reader, "/v1/sessions?subject=alice&action=ec2:Terminate*");
+        assert_eq!(status, 200, "{body}");
+        let found = body["sessions"].as_array().unwrap();
+        assert!(!found.is_empty(), "{body}");
+        assert!(found.iter().all(|s| s["subject"] == "alice"), "{body}");
+    }
+    let (status, body) = admin(&auditor, "/v1/sessions?since=nonsense");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = admin(&auditor, &format!("/v1/sessions/{}", ids[0]));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"][0]["type"], "start", "{body}");
+    let (status, body) = admin(&auditor, &format!("/v1/sessions/{}/verify", ids[0]));
+    assert_eq!(
+        (status, &body["ok"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+    let (status, _) = admin(&auditor, "/v1/sessions/no-such-session");
+    assert_eq!(status, 404);
+
     // No credential, token or masked secret anywhere in the data directory.
     let data = dir.path().join("data");
     for s in [

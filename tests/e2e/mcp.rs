@@ -165,10 +165,22 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
             "call",
             "get-env",
             "{}",
+            "call",
+            "echo",
+            &format!(r#"{{"message":"my key is {DEMO_KEY}"}}"#),
         ],
     )
     .unwrap();
     assert_eq!(r[0]["text"], "Echo: hello through hoopguard", "{r:?}");
+    // A secret in the arguments goes to the server (it is the caller's), comes back masked, and
+    // is recorded masked (checked with the recordings below).
+    assert!(
+        r[5]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Echo: my key is [MASKED:"),
+        "{r:?}"
+    );
     assert_eq!(r[1]["code"], -32001, "{r:?}");
     assert!(
         r[1]["error"].as_str().unwrap().contains("no rule allows"),
@@ -327,18 +339,52 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         "{exported}"
     );
     assert!(exported.contains("[MASKED:") && !exported.contains(DEMO_KEY));
-    // A clean stop ends every open session with its reason.
+    // Sessions start with the client's address and user agent, and end when the client closes
+    // them (the SDK's DELETE).
+    assert!(exported.contains(r#""client": "127.0.0.1:"#), "{exported}");
+    assert!(
+        exported.contains(r#""user_agent": "python-httpx"#),
+        "{exported}"
+    );
+    assert!(
+        exported.contains(r#""reason": "client closed""#),
+        "{exported}"
+    );
+    assert!(
+        exported.contains(r#""message": "my key is [MASKED:"#),
+        "the arguments recorded masked: {exported}"
+    );
+    for id in &ids {
+        let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "show", id], &[]);
+        assert!(
+            !String::from_utf8_lossy(&out).contains("gateway shutdown"),
+            "not stopped yet"
+        );
+    }
+    // A clean stop ends every open session with its reason: one the client leaves open (its
+    // call is decided and recorded; the server does not know the session and says so).
+    let resp = blocking_client()
+        .post(&url)
+        .bearer_auth(raw.trim())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", "left-open")
+        .body(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#)
+        .send()
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
     assert!(
         gw.proc
             .terminate(std::time::Duration::from_secs(30))
             .success()
     );
-    let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "show", ids[0]], &[]);
-    assert!(
-        String::from_utf8_lossy(&out).contains("gateway shutdown"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    let (_, out, _) = run_hoopguard(&["sessions", "--config", config, "list"], &[]);
+    let out = String::from_utf8(out).unwrap();
+    let ended: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("gateway shutdown"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{out}");
     let log = gw.proc.output();
     for secret in [raw.as_str(), DEMO_KEY] {
         assert!(!log.contains(secret), "a secret reached the log");

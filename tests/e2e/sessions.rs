@@ -1,10 +1,13 @@
-//! `hoopguard sessions` as an auditor runs it, on recordings written by the recorder. (The data
-//! paths that will write them in production are not built yet.)
+//! `hoopguard sessions` as an auditor runs it, on recordings written by the recorder and by a
+//! gateway the AWS CLI goes through.
+
+use std::process::Command;
+use std::time::Duration;
 
 use hoopguard::core::record::{Durability, Recorder};
 use serde_json::json;
 
-use crate::support::{GatewayPorts, run_hoopguard};
+use crate::support::{Gateway, GatewayPorts, reqwest::blocking_client, run_hoopguard, venv};
 
 fn sessions(config: &str, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["sessions", "--config", config];
@@ -99,4 +102,99 @@ fn list_show_export_replay_and_verify_catch_tampering() {
     let (code, _, err) = sessions(config, &["show", "nope"]);
     assert_eq!(code, 1);
     assert!(err.contains("no recording of session `nope`"), "{err}");
+}
+
+/// An AWS credential session as the AWS CLI drives it: its start names the client and user
+/// agent; a clean stop ends it; the same (still valid) credentials after a restart start it
+/// again, marked as resumed, instead of adding calls after its end.
+#[test]
+fn an_aws_session_goes_on_after_a_restart_with_a_new_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // No rules: every call is denied, recorded, and never forwarded (no upstream is needed).
+    let extra = "[identity.dev_issuer]\nenabled = true\n\n[aws.connections.default]\nbroker = \"static\"\naccess_key_id = \"AKIDNOWHERE\"\nsecret_access_key = \"nowhere-static-secret\"\nendpoint = \"http://127.0.0.1:9\"\n";
+    let mut gw = Gateway::start(dir.path(), extra, &[]);
+    let token = gw.dev_token("alice", "dev", None);
+    let raw = std::fs::read_to_string(&token).unwrap();
+    let creds: serde_json::Value = blocking_client()
+        .get(gw.url(gw.aws, "/v1/aws/credentials"))
+        .header("authorization", raw.trim())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let describe = |gw: &Gateway| {
+        let out = Command::new(venv().join("bin/aws"))
+            .args(["ec2", "describe-instances"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap())
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                creds["SecretAccessKey"].as_str().unwrap(),
+            )
+            .env("AWS_SESSION_TOKEN", creds["Token"].as_str().unwrap())
+            .env("AWS_ENDPOINT_URL", gw.url(gw.aws, ""))
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(text.contains("(AccessDenied)"), "{text}");
+    };
+    describe(&gw);
+    assert!(gw.proc.terminate(Duration::from_secs(30)).success());
+    gw = Gateway::start(dir.path(), extra, &[]);
+    describe(&gw);
+    assert!(gw.proc.terminate(Duration::from_secs(30)).success());
+
+    let config = gw.config.to_str().unwrap();
+    let (code, out, err) = sessions(config, &["list"]);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| id.starts_with("aws-"))
+        .collect();
+    assert_eq!(ids.len(), 1, "{out}");
+    let (_, out, _) = sessions(config, &["export", ids[0]]);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["start", "call", "end", "start", "call", "end"],
+        "{out}"
+    );
+    for (i, resumed) in [(0, false), (3, true)] {
+        let d = &events[i]["data"];
+        assert_eq!(d["resumed"], resumed, "{out}");
+        assert_eq!(d["subject"], "alice");
+        assert!(
+            d["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{d}"
+        );
+        assert!(
+            d["user_agent"].as_str().unwrap().starts_with("aws-cli/"),
+            "{d}"
+        );
+    }
+    assert_eq!(events[2]["data"]["reason"], "gateway shutdown");
+    assert_eq!(
+        events[1]["data"]["action"],
+        "ec2:DescribeInstances in us-east-1"
+    );
+    assert_eq!(events[1]["data"]["decision"], "deny");
+    assert_eq!(events[1]["data"]["request"]["method"], "POST");
+    let (code, out, _) = sessions(config, &["verify", ids[0]]);
+    assert_eq!(code, 0, "{out}");
+    // Nothing of the credentials or the token in the data directory.
+    for secret in [
+        raw.trim(),
+        creds["SecretAccessKey"].as_str().unwrap(),
+        creds["Token"].as_str().unwrap(),
+    ] {
+        crate::aws::assert_no_file_contains(&dir.path().join("data"), secret);
+    }
 }

@@ -234,6 +234,8 @@ struct Custom {
 pub struct Engine {
     anchors: Option<AhoCorasick>,
     field_names: Vec<Vec<u8>>,
+    /// The configured fields, for form bodies (whatever `format` says).
+    form_fields: Vec<Vec<u8>>,
     field_anchors: Vec<Vec<(usize, usize)>>,
     triggers: Vec<(Trigger, usize)>,
     builtin_on: [bool; Builtin::ALL.len()],
@@ -493,6 +495,7 @@ impl Engine {
         let on = |b: Builtin| builtin_on[builtin_index(b)];
         Ok(Engine {
             anchors,
+            form_fields: cfg.fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
             field_names: if json || xml {
                 cfg.fields.iter().map(|f| f.as_bytes().to_vec()).collect()
             } else {
@@ -526,6 +529,43 @@ impl Engine {
         stats.bytes_in = input.len() as u64;
         stats.bytes_out = out.len() as u64;
         (out, stats)
+    }
+
+    /// Masks an `application/x-www-form-urlencoded` body (the AWS query protocol's requests):
+    /// the value of every parameter named by a configured field — as the whole name or its
+    /// last dotted part, `Password` or `Member.1.Password` — is redacted as `[MASKED:form-field]`,
+    /// then the whole body is masked like any other.
+    pub fn mask_form(&self, body: &[u8]) -> (Vec<u8>, Stats) {
+        let mut out = Vec::with_capacity(body.len());
+        let mut fields = 0u64;
+        for (i, pair) in body.split(|&b| b == b'&').enumerate() {
+            if i > 0 {
+                out.push(b'&');
+            }
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (&pair[..eq], Some(&pair[eq + 1..])),
+                None => (pair, None),
+            };
+            let last = name.rsplit(|&b| b == b'.').next().unwrap_or(name);
+            out.extend_from_slice(name);
+            match value {
+                Some(v) if !v.is_empty() && self.form_fields.iter().any(|f| f == last) => {
+                    out.extend_from_slice(b"=[MASKED:form-field]");
+                    fields += 1;
+                }
+                Some(v) => {
+                    out.push(b'=');
+                    out.extend_from_slice(v);
+                }
+                None => {}
+            }
+        }
+        let (masked, mut stats) = self.mask(&out);
+        if fields > 0 {
+            *stats.matches.entry("form-field".into()).or_default() += fields;
+        }
+        stats.bytes_in = body.len() as u64;
+        (masked, stats)
     }
 
     /// A streaming masker over this engine.

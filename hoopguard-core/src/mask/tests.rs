@@ -715,3 +715,31 @@ fn swar_lanes_agree_with_the_byte_table() {
         }
     }
 }
+
+#[test]
+fn form_bodies_have_their_named_fields_masked() {
+    let engine = Engine::new(&MaskConfig::default()).unwrap();
+    let (out, stats) = engine.mask_form(
+        b"Action=CreateLoginProfile&UserName=bob&Password=Hunter2Hunter2xx&Version=2010-05-08",
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Action=CreateLoginProfile&UserName=bob&Password=[MASKED:form-field]&Version=2010-05-08"
+    );
+    assert_eq!(stats.matches["form-field"], 1);
+    let (out, _) = engine.mask_form(b"Entries.member.1.SecretString=abc&Flag&Empty=&Name=x");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Entries.member.1.SecretString=[MASKED:form-field]&Flag&Empty=&Name=x"
+    );
+    // Detectors still run over the rest.
+    let (out, _) = engine.mask_form(b"Action=X&Note=AKIAIOSFODNN7EXAMPLE");
+    assert!(
+        !String::from_utf8(out)
+            .unwrap()
+            .contains("AKIAIOSFODNN7EXAMPLE")
+    );
+    // Names that only contain a field name are not fields.
+    let (out, _) = engine.mask_form(b"PasswordPolicy=strict");
+    assert_eq!(out, b"PasswordPolicy=strict");
+}

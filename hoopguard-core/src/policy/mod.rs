@@ -170,7 +170,7 @@ pub struct RuleConfig {
     #[serde(default)]
     pub grant: GrantKind,
     /// `approve` rules with `grant = "window"`: how long the access lasts.
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "crate::duration::serde_opt")]
     pub window: Option<Duration>,
     /// `approve` rules: how long a request waits for a decision, and how long a `once` grant
     /// stays usable after it. Default `1h`.
@@ -178,7 +178,7 @@ pub struct RuleConfig {
     pub expires: Duration,
     /// `approve` rules: hold the caller's connection up to this long waiting for a decision
     /// (off by default: the caller is refused at once with the approval id).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "crate::duration::serde_opt")]
     pub hold: Option<Duration>,
 }
 
@@ -187,21 +187,6 @@ fn default_quorum() -> u32 {
 }
 fn default_approval_ttl() -> Duration {
     Duration::from_secs(3600)
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        crate::duration::parse(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 /// The most a hold may last: SDKs time reads out at about a minute.
@@ -536,6 +521,19 @@ impl std::fmt::Debug for Policy {
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
 impl Policy {
+    /// Every group named as approvers by an `approve` rule (sorted, once each).
+    pub fn approver_groups(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .rules
+            .iter()
+            .filter_map(|r| r.approval.as_ref())
+            .flat_map(|a| a.approvers.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Compiles and checks the rules. Errors name the rule and the key.
     pub fn compile(configs: &[RuleConfig]) -> Result<Policy, RuleError> {
         let mut p = Policy {

@@ -1,17 +1,22 @@
-//! Session recordings: append-only JSON Lines, one file per session, hash-chained.
+//! Session recordings: who did what, when, under which decision, and what came back.
 //!
-//! Every event line carries `prev`, the SHA-256 of the line before it (64 zeros for the first),
-//! so [`verify`] finds a flipped byte, a deleted event or a reordered pair and names the first
-//! broken event. The store keeps each session's head (the hash of its last line and its event
-//! count) beside the files, so removing or altering the last event is caught too.
+//! A [`Recorder`] appends events to a [`Store`]. The embedded store, [`JsonlStore`], keeps
+//! append-only JSON Lines per session in the data directory: every event line carries `prev`,
+//! the SHA-256 of the line before it (64 zeros for the first), so [`verify`] finds a flipped
+//! byte, a deleted event or a reordered pair and names the first broken event; each session's
+//! head (the hash of its last line and its event count) sits beside its files, so removing or
+//! altering the last event is caught too. Sessions are split into segments of a set size, and
+//! [`Recorder::retain`] removes the oldest segments by age and total size. A SQLite [`Index`]
+//! beside them finds sessions by subject, time, action and decision.
 //!
-//! A crash mid-write leaves at most a torn last line; [`Recorder::open`] truncates it (and only
+//! A crash mid-write leaves at most a torn last line; opening the store truncates it (and only
 //! it), and the session still verifies. Writing is fail-closed: [`Recorder::append`] returns an
-//! error the caller must turn into a refusal.
+//! error the caller must turn into a refusal ([`Recorder::record`] lets the call through only
+//! when best effort was chosen, and logs the gap).
 //!
-//! Not built yet (issue #6): the tower `RecordLayer`, segment rotation and retention, and the
-//! SQLite index for listing and search. Bodies must be masked before they are recorded; this
-//! module stores what it is given.
+//! Bodies must be masked before they are recorded: [`Recorder::mask_body`] and
+//! [`Recorder::mask_value`] do it with the gateway's masking engine; without one they record
+//! nothing of the body.
 //!
 //! # Example
 //!
@@ -26,15 +31,21 @@
 //! assert_eq!(verify(dir.path(), "s-1").unwrap(), 2);
 //! ```
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+mod index;
+mod store;
+
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+pub use index::{INDEX_FILE, Index, Query, SessionSummary, call_target};
+pub use store::{DEFAULT_SEGMENT_SIZE, JsonlStore};
+
+use crate::mask::Engine;
 
 /// The `prev` of a session's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -67,7 +78,7 @@ pub enum RecordError {
     /// No such session.
     #[error("no recording of session `{0}`")]
     NotFound(String),
-    /// The chain is broken at this event (1-based line number).
+    /// The chain is broken at this event (its sequence number).
     #[error("session `{session}`: event {line} {problem}")]
     Broken {
         /// The session.
@@ -77,6 +88,9 @@ pub enum RecordError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The index could not be read or written.
+    #[error("the recordings index: {0}")]
+    Index(String),
 }
 
 /// One event line as stored.
@@ -97,45 +111,90 @@ pub struct Event {
     pub data: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Head {
-    seq: u64,
-    hash: String,
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    /// Events recorded so far.
+    pub events: u64,
+    /// Whether the last event is the session's `end`.
+    pub ended: bool,
 }
 
-struct Open {
-    file: File,
-    head: Head,
-    /// The head record, rewritten in place after every event (no new file per event: creating
-    /// and renaming one made the filesystem flush on every call).
-    head_file: Option<File>,
+/// How much of the recordings to keep. Only whole segments are removed, oldest first; the
+/// segment an open session is writing is never removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Remove segments last written longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Then remove the oldest segments until all of them together take at most this many bytes.
+    pub max_size: Option<u64>,
 }
 
-/// Appends events to session recordings under one directory.
+/// What [`Recorder::retain`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Segment files.
+    pub segments: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Sessions of which nothing is left.
+    pub sessions: Vec<String>,
+}
+
+/// Where recordings are kept. [`JsonlStore`] is the embedded one; a shared database or object
+/// storage can take its place.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Appends one event to `session` (creating it), chained to the one before.
+    fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError>;
+    /// Forces everything appended so far to durable storage.
+    fn sync(&self) -> Result<(), RecordError>;
+    /// Where `session` stands; `None` if it was never recorded.
+    fn state(&self, session: &str) -> Option<SessionState>;
+    /// The sessions this store has written to since it was opened and not ended.
+    fn open_sessions(&self) -> Vec<String>;
+    /// Every recorded session, by id.
+    fn sessions(&self) -> Result<Vec<String>, RecordError>;
+    /// The kept events of `session`.
+    fn read(&self, session: &str) -> Result<Vec<Event>, RecordError>;
+    /// Checks the chain of `session`; the number of events kept.
+    fn verify(&self, session: &str) -> Result<usize, RecordError>;
+    /// Removes what `policy` no longer keeps.
+    fn retain(&self, policy: &Retention, now: SystemTime) -> Result<Removed, RecordError>;
+}
+
+enum IndexOp {
+    Row(Box<index::Row>),
+    Remove(String),
+    Flush(mpsc::Sender<()>),
+}
+
+/// Appends events to session recordings, keeps the index current, and masks bodies.
 pub struct Recorder {
-    dir: PathBuf,
-    durability: Durability,
-    open: Mutex<HashMap<String, Open>>,
+    store: Arc<dyn Store>,
+    index: Option<Mutex<mpsc::Sender<IndexOp>>>,
     best_effort: bool,
+    masker: Option<Arc<Engine>>,
+    body_cap: usize,
 }
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
-            .field("dir", &self.dir)
-            .field("durability", &self.durability)
+            .field("store", &self.store)
+            .field("indexed", &self.index.is_some())
+            .field("best_effort", &self.best_effort)
             .finish_non_exhaustive()
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
     move |source| RecordError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn check_id(id: &str) -> Result<(), RecordError> {
+pub(crate) fn check_id(id: &str) -> Result<(), RecordError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -148,34 +207,93 @@ fn check_id(id: &str) -> Result<(), RecordError> {
     }
 }
 
-fn line_hash(line: &[u8]) -> String {
+pub(crate) fn line_hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-impl Recorder {
-    /// Opens (creating) the recordings directory; torn last lines left by a crash are cut off.
-    pub fn open(dir: &Path, durability: Durability) -> Result<Recorder, RecordError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let entries = std::fs::read_dir(dir).map_err(io(dir))?;
-        for entry in entries {
-            let path = entry.map_err(io(dir))?.path();
-            if path.extension().is_some_and(|e| e == "jsonl") {
-                recover(&path)?;
+/// Keeps the index current off the call path: events arrive on a channel and are written in
+/// batches, one transaction each.
+fn index_writer(mut index: Index, rx: mpsc::Receiver<IndexOp>) {
+    let flush = |index: &mut Index, rows: &mut Vec<index::Row>| {
+        if !rows.is_empty() {
+            if let Err(e) = index.apply(rows) {
+                tracing::error!(error = %e, "cannot update the recordings index; `sessions list` re-indexes from the recordings");
+            }
+            rows.clear();
+        }
+    };
+    let mut rows = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
             }
         }
-        Ok(Recorder {
-            dir: dir.to_path_buf(),
-            durability,
-            open: Mutex::new(HashMap::new()),
+        let mut acks = Vec::new();
+        for op in ops {
+            match op {
+                IndexOp::Row(r) => rows.push(*r),
+                IndexOp::Remove(s) => {
+                    flush(&mut index, &mut rows);
+                    if let Err(e) = index.remove(&s) {
+                        tracing::error!(error = %e, "cannot update the recordings index");
+                    }
+                }
+                IndexOp::Flush(ack) => acks.push(ack),
+            }
+        }
+        flush(&mut index, &mut rows);
+        for a in acks {
+            let _ = a.send(());
+        }
+    }
+}
+
+impl Recorder {
+    /// Opens (creating) the embedded store in `dir` with its index; torn last lines left by a
+    /// crash are cut off and the index brought up to date.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Recorder, RecordError> {
+        Recorder::new(Arc::new(JsonlStore::open(dir, durability)?)).with_index(dir)
+    }
+
+    /// Records into `store`, without an index.
+    pub fn new(store: Arc<dyn Store>) -> Recorder {
+        Recorder {
+            store,
+            index: None,
             best_effort: false,
-        })
+            masker: None,
+            body_cap: 64 * 1024,
+        }
+    }
+
+    /// Keeps the index in `dir` ([`INDEX_FILE`]) current, after bringing it in line with the
+    /// recordings there.
+    pub fn with_index(mut self, dir: &Path) -> Result<Recorder, RecordError> {
+        let mut index = Index::open(&dir.join(INDEX_FILE))?;
+        let redone = index.reconcile(dir)?;
+        if redone > 0 {
+            tracing::info!(
+                sessions = redone,
+                "re-indexed recordings the index did not have"
+            );
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("hoopguard-record-index".into())
+            .spawn(move || index_writer(index, rx))
+            .map_err(|e| RecordError::Index(format!("cannot start the index writer: {e}")))?;
+        self.index = Some(Mutex::new(tx));
+        Ok(self)
     }
 
     /// With `yes`, callers let calls through when recording fails (each gap is logged) instead
@@ -183,6 +301,46 @@ impl Recorder {
     pub fn with_best_effort(mut self, yes: bool) -> Self {
         self.best_effort = yes;
         self
+    }
+
+    /// Masks bodies with `engine` before they are recorded, keeping at most `cap` bytes of each.
+    /// Without a masker no body is recorded.
+    pub fn with_masker(mut self, engine: Arc<Engine>, cap: usize) -> Self {
+        self.masker = Some(engine);
+        self.body_cap = cap;
+        self
+    }
+
+    /// How many bytes of each body are recorded.
+    pub fn body_cap(&self) -> usize {
+        self.body_cap
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn to_index(&self, op: IndexOp) {
+        if let Some(tx) = &self.index {
+            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(op);
+        }
+    }
+
+    /// Waits until the index has everything appended so far (for tests and tools).
+    pub fn flush_index(&self) {
+        let (ack, done) = mpsc::channel();
+        self.to_index(IndexOp::Flush(ack));
+        let _ = done.recv_timeout(Duration::from_secs(10));
+    }
+
+    /// Appends one event to `session` (creating it), chained to the one before.
+    pub fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
+        let event = self.store.append(session, kind, data)?;
+        if self.index.is_some() {
+            self.to_index(IndexOp::Row(Box::new(index::Row::of(&event))));
+        }
+        Ok(event)
     }
 
     /// Appends like [`Recorder::append`]; when that fails and best effort is on, logs the gap
@@ -198,352 +356,130 @@ impl Recorder {
         }
     }
 
-    fn path(&self, session: &str) -> PathBuf {
-        self.dir.join(format!("{session}.jsonl"))
+    /// Where `session` stands; `None` if it was never recorded.
+    pub fn state(&self, session: &str) -> Option<SessionState> {
+        self.store.state(session)
     }
 
-    /// Appends one event to `session` (creating it), chained to the one before.
-    pub fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
-        check_id(session)?;
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if !open.contains_key(session) {
-            let path = self.path(session);
-            let head = match read_head(&self.dir, session) {
-                Ok(h) => h,
-                Err(RecordError::NotFound(_)) => Head {
-                    seq: 0,
-                    hash: GENESIS.to_string(),
-                },
-                Err(e) => return Err(e),
-            };
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io(&path))?;
-            open.insert(
-                session.to_string(),
-                Open {
-                    file,
-                    head,
-                    head_file: None,
-                },
-            );
-        }
-        let path = self.path(session);
-        let slot = open.get_mut(session).expect("inserted above");
-        let event = Event {
-            seq: slot.head.seq + 1,
-            at: now_ms(),
-            session: session.to_string(),
-            kind: kind.to_string(),
-            prev: slot.head.hash.clone(),
-            data,
-        };
-        let mut line = serde_json::to_vec(&event).map_err(|e| RecordError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        slot.file.write_all(&line).map_err(io(&path))?;
-        if self.durability == Durability::EveryEvent {
-            slot.file.sync_data().map_err(io(&path))?;
-        }
-        slot.head = Head {
-            seq: event.seq,
-            hash: line_hash(&line[..line.len() - 1]),
-        };
-        let head_path = head_path(&self.dir, session);
-        if slot.head_file.is_none() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&head_path)
-                .map_err(io(&head_path))?;
-            slot.head_file = Some(f);
-        }
-        let head_file = slot.head_file.as_ref().expect("opened above");
-        write_head_in_place(head_file, &slot.head).map_err(io(&head_path))?;
-        if self.durability == Durability::EveryEvent {
-            head_file.sync_data().map_err(io(&head_path))?;
-        }
-        Ok(event)
+    /// Whether `session` has been recorded before.
+    pub fn exists(&self, session: &str) -> bool {
+        self.state(session).is_some()
     }
 
-    /// Ends every session recorded by this recorder with an `end` event naming `reason`
+    /// Records the end of `session` with `reason`, unless it was never recorded or has ended
+    /// already. Says whether it recorded one.
+    pub fn end(&self, session: &str, reason: &str) -> Result<bool, RecordError> {
+        match self.state(session) {
+            Some(s) if !s.ended => {
+                self.append(session, "end", serde_json::json!({ "reason": reason }))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends every session this recorder has written to and not ended, with `reason`
     /// (`gateway shutdown`), and flushes them. Returns how many were ended.
     pub fn end_all(&self, reason: &str) -> Result<usize, RecordError> {
-        let sessions: Vec<String> = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let sessions = self.store.open_sessions();
         for s in &sessions {
             self.append(s, "end", serde_json::json!({ "reason": reason }))?;
         }
         self.sync()?;
+        self.flush_index();
         Ok(sessions.len())
     }
 
     /// Forces everything appended so far to disk (for [`Durability::Batched`]).
     pub fn sync(&self) -> Result<(), RecordError> {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        for (session, slot) in open.iter() {
-            slot.file.sync_data().map_err(io(&self.path(session)))?;
-        }
-        Ok(())
-    }
-
-    /// Whether `session` has been recorded before.
-    pub fn exists(&self, session: &str) -> bool {
-        check_id(session).is_ok()
-            && (self
-                .open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(session)
-                || self.path(session).exists())
+        self.store.sync()
     }
 
     /// The sessions recorded, by id.
     pub fn sessions(&self) -> Result<Vec<String>, RecordError> {
-        sessions(&self.dir)
+        self.store.sessions()
+    }
+
+    /// Removes the segments `policy` no longer keeps, and forgets sessions of which nothing is
+    /// left.
+    pub fn retain(&self, policy: &Retention) -> Result<Removed, RecordError> {
+        let removed = self.store.retain(policy, SystemTime::now())?;
+        for s in &removed.sessions {
+            self.to_index(IndexOp::Remove(s.clone()));
+        }
+        Ok(removed)
+    }
+
+    /// A body of `content_type` as it may be recorded: masked (form bodies field by field too),
+    /// cut to the cap, as text; `None` without a masker, and for binary bodies.
+    pub fn mask_body(&self, body: &[u8], content_type: &str) -> Option<String> {
+        let engine = self.masker.as_ref()?;
+        if body.is_empty() {
+            return Some(String::new());
+        }
+        let form = content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded");
+        let (masked, _) = if form {
+            engine.mask_form(body)
+        } else {
+            engine.mask(body)
+        };
+        let kept = &masked[..masked.len().min(self.body_cap)];
+        let text = match std::str::from_utf8(kept) {
+            Ok(t) => t,
+            // Cut inside a character by the cap: keep what is whole.
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&kept[..e.valid_up_to()]).unwrap_or_default()
+            }
+            Err(_) => return None,
+        };
+        if text.contains('\0') {
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    /// A JSON value (tool arguments) as it may be recorded: masked (field names and values),
+    /// `null` without a masker.
+    pub fn mask_value(&self, v: &Value) -> Value {
+        let Some(engine) = &self.masker else {
+            return Value::Null;
+        };
+        let text = serde_json::to_vec(v).unwrap_or_default();
+        let (masked, _) = engine.mask(&text);
+        serde_json::from_slice(&masked)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&masked).into_owned()))
     }
 }
 
 /// The sessions recorded in `dir`, by id, without touching any file (for auditors: nothing is
 /// repaired on the way).
 pub fn sessions(dir: &Path) -> Result<Vec<String>, RecordError> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io(dir)(e)),
-    };
-    for entry in entries {
-        let path = entry.map_err(io(dir))?.path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                out.push(stem.to_string());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    store::session_ids(dir)
 }
 
-fn head_path(dir: &Path, session: &str) -> PathBuf {
-    dir.join(format!("{session}.head"))
-}
-
-fn read_head(dir: &Path, session: &str) -> Result<Head, RecordError> {
-    let path = head_path(dir, session);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RecordError::Broken {
-            session: session.to_string(),
-            line: 0,
-            problem: format!("has an unreadable head record: {e}"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(RecordError::NotFound(session.to_string()))
-        }
-        Err(e) => Err(io(&path)(e)),
-    }
-}
-
-/// The size every head record is padded to, so rewriting it in place never leaves old bytes
-/// behind (JSON allows the trailing spaces).
-const HEAD_LEN: usize = 128;
-
-/// Rewrites the head record in place: one write of [`HEAD_LEN`] bytes at offset 0.
-fn write_head_in_place(file: &File, head: &Head) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let mut bytes = serde_json::to_vec(head).map_err(std::io::Error::other)?;
-    if bytes.len() < HEAD_LEN {
-        bytes.resize(HEAD_LEN, b' ');
-    }
-    // Every head is padded to the same length, and the record is at most that long, so one
-    // write covers whatever was there before.
-    file.write_all_at(&bytes, 0)
-}
-
-/// Replaces the head record atomically (write a temporary file, rename).
-fn write_head(
-    dir: &Path,
-    session: &str,
-    head: &Head,
-    durability: Durability,
-) -> Result<(), RecordError> {
-    let path = head_path(dir, session);
-    let tmp = dir.join(format!("{session}.head.tmp"));
-    let bytes = serde_json::to_vec(head).map_err(|e| RecordError::Io {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).map_err(io(&tmp))?;
-    if durability == Durability::EveryEvent {
-        f.sync_data().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io(&path))
-}
-
-/// Cuts a torn last line (no newline, left by a crash) off a recording, and makes the head
-/// record agree with the last complete line.
-fn recover(path: &Path) -> Result<(), RecordError> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io(path))?;
-    let mut reader = BufReader::new(&file);
-    let mut good_len = 0u64;
-    let mut last: Option<(u64, String)> = None;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        if line.last() != Some(&b'\n') {
-            break; // torn tail
-        }
-        let body = &line[..line.len() - 1];
-        let Ok(ev) = serde_json::from_slice::<Event>(body) else {
-            // Not our crash: leave it for `verify` to report.
-            return Ok(());
-        };
-        good_len += n as u64;
-        last = Some((ev.seq, line_hash(body)));
-    }
-    let len = file.metadata().map_err(io(path))?.len();
-    if len != good_len {
-        tracing::warn!(file = %path.display(), cut = len - good_len, "recording had a torn last line; truncated it");
-        file.set_len(good_len).map_err(io(path))?;
-        file.seek(SeekFrom::End(0)).map_err(io(path))?;
-        file.sync_data().map_err(io(path))?;
-    }
-    if let (Some((seq, hash)), Some(dir), Some(session)) = (
-        last,
-        path.parent(),
-        path.file_stem().and_then(|s| s.to_str()),
-    ) {
-        // A crash between writing a line and writing the head leaves the head exactly one
-        // event behind; only that is repaired. Anything else is left for `verify` to report, so
-        // lines appended by hand are not blessed by a restart.
-        let head = read_head(dir, session).ok();
-        let one_behind = match &head {
-            Some(h) => h.seq + 1 == seq,
-            None => seq == 1,
-        };
-        if one_behind {
-            write_head(dir, session, &Head { seq, hash }, Durability::EveryEvent)?;
-        }
-    }
-    Ok(())
-}
-
-/// Checks the chain of `session` and its head; returns the number of events.
+/// Checks the chain of `session` in the embedded store in `dir` and its head; returns the
+/// number of events kept.
 pub fn verify(dir: &Path, session: &str) -> Result<usize, RecordError> {
-    check_id(session)?;
-    let path = dir.join(format!("{session}.jsonl"));
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RecordError::NotFound(session.to_string()));
-        }
-        Err(e) => return Err(io(&path)(e)),
-    };
-    let broken = |line: usize, problem: String| RecordError::Broken {
-        session: session.to_string(),
-        line,
-        problem,
-    };
-    let mut prev = GENESIS.to_string();
-    let mut count = 0usize;
-    let mut buf = Vec::new();
-    let mut reader = BufReader::new(file);
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io(&path))?;
-        if n == 0 {
-            break;
-        }
-        let line_no = count + 1;
-        if buf.last() != Some(&b'\n') {
-            return Err(broken(line_no, "is cut off (no newline)".into()));
-        }
-        let body = &buf[..buf.len() - 1];
-        let ev: Event = serde_json::from_slice(body)
-            .map_err(|e| broken(line_no, format!("is not a valid event ({e})")))?;
-        if ev.prev != prev {
-            return Err(broken(
-                line_no,
-                "does not follow the event before it (altered, removed or reordered events)".into(),
-            ));
-        }
-        if ev.seq != line_no as u64 {
-            return Err(broken(
-                line_no,
-                format!("has sequence number {} instead of {line_no}", ev.seq),
-            ));
-        }
-        if ev.session != session {
-            return Err(broken(line_no, "belongs to another session".into()));
-        }
-        prev = line_hash(body);
-        count += 1;
-    }
-    match read_head(dir, session) {
-        Ok(head) if head.seq == count as u64 && head.hash == prev => Ok(count),
-        Ok(head) if head.seq > count as u64 => Err(broken(
-            count + 1,
-            format!("is missing: the session had {} events", head.seq),
-        )),
-        Ok(head) if head.seq < count as u64 => Err(broken(
-            head.seq as usize + 1,
-            format!(
-                "was added after the session's last recorded event ({})",
-                head.seq
-            ),
-        )),
-        Ok(_) => Err(broken(count, "was altered after it was recorded".into())),
-        Err(RecordError::NotFound(_)) => Err(broken(
-            count,
-            "has no head record to check the last event against".into(),
-        )),
-        Err(e) => Err(e),
-    }
+    store::verify(dir, session)
 }
 
-/// Reads every event of `session` (after [`verify`], for showing or exporting).
+/// Reads every kept event of `session` (after [`verify`], for showing or exporting).
 pub fn read_session(dir: &Path, session: &str) -> Result<Vec<Event>, RecordError> {
-    check_id(session)?;
-    let path = dir.join(format!("{session}.jsonl"));
-    let file = File::open(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            RecordError::NotFound(session.to_string())
-        } else {
-            io(&path)(e)
-        }
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io(&path))?;
-        out.push(
-            serde_json::from_str(&line).map_err(|e| RecordError::Broken {
-                session: session.to_string(),
-                line: i + 1,
-                problem: format!("is not a valid event ({e})"),
-            })?,
-        );
+    store::read(dir, session)
+}
+
+/// Finds sessions in `dir` through its index, which is first brought in line with the
+/// recordings (the index is written; the recordings are only read).
+pub fn search(dir: &Path, q: &Query) -> Result<Vec<SessionSummary>, RecordError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut index = Index::open(&dir.join(INDEX_FILE))?;
+    index.reconcile(dir)?;
+    index.search(q, SystemTime::now())
 }
 
 #[cfg(test)]

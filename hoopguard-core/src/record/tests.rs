@@ -1,3 +1,5 @@
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -177,7 +179,13 @@ fn writer_child() {
         Ok("batched") => Durability::Batched,
         _ => Durability::EveryEvent,
     };
-    let rec = Recorder::open(Path::new(&dir), durability).unwrap();
+    // Small segments, so the kill also lands around rotations.
+    let store = JsonlStore::open(Path::new(&dir), durability)
+        .unwrap()
+        .with_segment_size(8192);
+    let rec = Recorder::new(Arc::new(store))
+        .with_index(Path::new(&dir))
+        .unwrap();
     let started = Instant::now();
     let mut i = 0u64;
     while started.elapsed() < Duration::from_secs(30) {
@@ -214,7 +222,9 @@ fn a_kill_9_under_load_leaves_a_store_that_reopens_and_verifies() {
         loop {
             let size: u64 = std::fs::read_dir(dir.path())
                 .unwrap()
-                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_str().unwrap().ends_with(".jsonl"))
+                .filter_map(|e| e.metadata().ok())
                 .map(|m| m.len())
                 .sum();
             if size > 256 * 1024 || started.elapsed() > Duration::from_secs(20) {
@@ -235,5 +245,277 @@ fn a_kill_9_under_load_leaves_a_store_that_reopens_and_verifies() {
             total += verify(dir.path(), s).unwrap_or_else(|e| panic!("{mode}: {e}"));
         }
         assert!(total > 10, "{mode}: {total} events");
+        let rotated = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str().unwrap().ends_with(".2.jsonl")
+            })
+            .count();
+        assert!(rotated > 0, "{mode}: no session reached a second segment");
+        // The index, rebuilt where the crash left it behind, counts what the files hold.
+        let found = search(dir.path(), &Query::default()).unwrap();
+        assert_eq!(
+            found.iter().map(|s| s.events).sum::<u64>(),
+            total as u64,
+            "{mode}"
+        );
     }
+}
+
+fn segmented(dir: &Path, size: u64) -> Recorder {
+    let store = JsonlStore::open(dir, Durability::Batched)
+        .unwrap()
+        .with_segment_size(size);
+    Recorder::new(Arc::new(store)).with_index(dir).unwrap()
+}
+
+fn pad(i: usize) -> Value {
+    json!({"i": i, "action": "s3:GetObject", "pad": "x".repeat(1000)})
+}
+
+#[test]
+fn sessions_rotate_into_segments_that_verify_as_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = segmented(dir.path(), 4096);
+    for i in 0..20 {
+        rec.append("s1", "call", pad(i)).unwrap();
+    }
+    // About three 1 KiB events per 4 KiB segment.
+    assert!(dir.path().join("s1.jsonl").exists());
+    assert!(dir.path().join("s1.7.jsonl").exists());
+    assert_eq!(verify(dir.path(), "s1").unwrap(), 20);
+    assert_eq!(read_session(dir.path(), "s1").unwrap().len(), 20);
+    assert_eq!(rec.sessions().unwrap(), ["s1"]);
+    drop(rec);
+    // Reopened, it goes on in the last segment.
+    let rec = segmented(dir.path(), 4096);
+    rec.append("s1", "end", json!({"reason": "client closed"}))
+        .unwrap();
+    assert_eq!(verify(dir.path(), "s1").unwrap(), 21);
+
+    // A flipped byte in a middle segment, and a removed middle segment, are found.
+    let middle = dir.path().join("s1.3.jsonl");
+    let saved = std::fs::read_to_string(&middle).unwrap();
+    std::fs::write(&middle, saved.replacen("GetObject", "GetObjecT", 1)).unwrap();
+    assert!(broken_at(dir.path()) > 1);
+    std::fs::remove_file(&middle).unwrap();
+    let e = verify(dir.path(), "s1").unwrap_err().to_string();
+    assert!(e.contains("does not follow"), "{e}");
+    std::fs::write(&middle, saved).unwrap();
+    assert_eq!(verify(dir.path(), "s1").unwrap(), 21);
+}
+
+#[test]
+fn retention_removes_the_oldest_segments_and_what_is_left_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = segmented(dir.path(), 4096);
+    for i in 0..12 {
+        rec.append("old", "call", pad(i)).unwrap();
+    }
+    rec.append("old", "end", json!({"reason": "token expired"}))
+        .unwrap();
+    for i in 0..12 {
+        rec.append("live", "call", pad(i)).unwrap();
+    }
+    let size = |d: &Path| -> u64 {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_str().unwrap().ends_with(".jsonl"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let before = size(dir.path());
+    // Keep 10 KiB: the oldest segments go first, the ended session's before the live one's.
+    let removed = rec
+        .retain(&Retention {
+            max_age: None,
+            max_size: Some(10 * 1024),
+        })
+        .unwrap();
+    assert!(removed.segments > 0);
+    assert_eq!(removed.sessions, ["old"], "{removed:?}");
+    assert!(size(dir.path()) <= 10 * 1024);
+    assert_eq!(before - removed.bytes, size(dir.path()));
+    assert!(matches!(
+        verify(dir.path(), "old"),
+        Err(RecordError::NotFound(_))
+    ));
+    // The live session lost its first events, verifies from there, and goes on.
+    let kept = verify(dir.path(), "live").unwrap();
+    assert!(kept < 12 && kept > 0, "{kept}");
+    let events = read_session(dir.path(), "live").unwrap();
+    assert_eq!(events.last().unwrap().seq, 12);
+    rec.append("live", "call", pad(12)).unwrap();
+    assert_eq!(verify(dir.path(), "live").unwrap(), kept + 1);
+    // Removing a kept event at the front is still found.
+    let first = events[0].seq;
+    let first_seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().contains("live."))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .min_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let mut l = lines(&first_seg);
+    l.remove(0);
+    write_lines(&first_seg, &l);
+    assert_eq!(broken_at_session(dir.path(), "live"), first as usize);
+    // The index forgot the removed session.
+    rec.flush_index();
+    let found = search(dir.path(), &Query::default()).unwrap();
+    assert_eq!(
+        found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["live"]
+    );
+
+    // By age: everything but the segment the live session writes (the front was cut by hand
+    // above, so put a verifying session in place first).
+    std::fs::remove_file(&first_seg).unwrap();
+    let rec = segmented(dir.path(), 4096);
+    for i in 0..10 {
+        rec.append("fresh", "call", pad(i)).unwrap();
+    }
+    let removed = rec
+        .retain(&Retention {
+            max_age: Some(Duration::ZERO),
+            max_size: None,
+        })
+        .unwrap();
+    assert!(removed.segments > 0);
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_str().unwrap();
+            name.starts_with("fresh") && name.ends_with(".jsonl")
+        })
+        .count();
+    assert_eq!(segments, 1);
+    let kept = read_session(dir.path(), "fresh").unwrap();
+    assert_eq!(kept.last().unwrap().seq, 10);
+    assert_eq!(verify(dir.path(), "fresh").unwrap(), kept.len());
+}
+
+fn broken_at_session(dir: &Path, session: &str) -> usize {
+    match verify(dir, session).unwrap_err() {
+        RecordError::Broken { line, .. } => line,
+        e => panic!("expected a broken chain, got {e}"),
+    }
+}
+
+#[test]
+fn the_index_finds_sessions_by_subject_time_action_and_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::open(dir.path(), Durability::Batched).unwrap();
+    let start = |s: &str, who: &str| {
+        rec.append(
+            s,
+            "start",
+            json!({"subject": who, "groups": ["dev"], "connection": "default",
+                   "client": "127.0.0.1:5000", "user_agent": "aws-cli/1"}),
+        )
+        .unwrap();
+    };
+    let call = |s: &str, action: &str, decision: &str| {
+        rec.append(s, "call", json!({"action": action, "decision": decision}))
+            .unwrap();
+    };
+    start("a1", "alice");
+    call("a1", "ec2:DescribeInstances in us-east-1", "allow");
+    call("a1", "ec2:TerminateInstances in us-east-1", "approve");
+    start("b1", "bob");
+    call(
+        "b1",
+        "s3:GetObject on arn:aws:s3:::b/k in us-east-1",
+        "allow",
+    );
+    call("b1", "tool `drop_table`", "deny");
+    rec.end("b1", "client closed").unwrap();
+    assert!(
+        !rec.end("b1", "again").unwrap(),
+        "an ended session is not ended twice"
+    );
+    rec.flush_index();
+    let ids = |q: Query| -> Vec<String> {
+        search(dir.path(), &q)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    assert_eq!(ids(Query::default()), ["a1", "b1"]);
+    let q = |f: fn(&mut Query)| {
+        let mut q = Query::default();
+        f(&mut q);
+        q
+    };
+    assert_eq!(ids(q(|q| q.subject = Some("ALI*".into()))), ["a1"]);
+    assert_eq!(ids(q(|q| q.action = Some("ec2:*".into()))), ["a1"]);
+    assert_eq!(ids(q(|q| q.action = Some("drop_table".into()))), ["b1"]);
+    assert_eq!(ids(q(|q| q.decision = Some("deny".into()))), ["b1"]);
+    // The same call must match both.
+    assert!(
+        ids(q(|q| {
+            q.action = Some("ec2:Describe*".into());
+            q.decision = Some("approve".into());
+        }))
+        .is_empty()
+    );
+    assert_eq!(ids(q(|q| q.since = Some(Duration::from_secs(60)))).len(), 2);
+    let all = search(dir.path(), &Query::default()).unwrap();
+    let b = &all[1];
+    assert_eq!(b.subject.as_deref(), Some("bob"));
+    assert_eq!(b.groups, ["dev"]);
+    assert_eq!(b.client.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!((b.events, b.calls, b.refused), (4, 2, 1));
+    assert_eq!(b.ended.as_deref(), Some("client closed"));
+    assert_eq!(all[0].ended, None);
+    // A session that goes on after its end is no longer ended.
+    call("b1", "s3:GetObject", "allow");
+    assert_eq!(
+        rec.state("b1"),
+        Some(SessionState {
+            events: 5,
+            ended: false
+        })
+    );
+    // With the index deleted, a search rebuilds it from the recordings.
+    drop(rec);
+    std::fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+    let all = search(dir.path(), &Query::default()).unwrap();
+    assert_eq!(all[1].events, 5);
+    assert_eq!(all[1].ended, None);
+}
+
+#[test]
+fn bodies_are_recorded_masked_and_capped_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let body = format!(r#"{{"SecretAccessKey":"{secret}","Name":"x"}}"#);
+    let rec = Recorder::open(dir.path(), Durability::Batched).unwrap();
+    assert_eq!(
+        rec.mask_body(body.as_bytes(), "application/json"),
+        None,
+        "no masker: no body"
+    );
+    assert_eq!(rec.mask_value(&json!({"k": secret})), Value::Null);
+    let engine = Arc::new(crate::mask::Engine::new(&Default::default()).unwrap());
+    let rec = rec.with_masker(engine.clone(), 30);
+    let kept = rec.mask_body(body.as_bytes(), "application/json").unwrap();
+    assert!(!kept.contains("wJalr") && kept.len() <= 30, "{kept}");
+    assert!(kept.starts_with(r#"{"SecretAccessKey":"[MASKED"#), "{kept}");
+    assert_eq!(rec.mask_body(b"\x00\x01\x02binary", ""), None);
+    let rec = Recorder::new(rec.store().clone()).with_masker(engine, 1024);
+    let form = rec
+        .mask_body(
+            b"Action=X&Password=hunter2hunter2",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .unwrap();
+    assert_eq!(form, "Action=X&Password=[MASKED:form-field]");
+    let v = rec.mask_value(&json!({"password": "hunter2hunter2", "n": 1}));
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+    assert_eq!(v["n"], 1);
 }
