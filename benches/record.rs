@@ -1,13 +1,15 @@
 //! Recording throughput: appending a typical call event (about 400 bytes of JSON) to a
-//! hash-chained recording with an fsync per event and batched, against the baseline of writing
+//! hash-chained recording (with its index kept current) with an fsync per event and batched, and
+//! batched without the index, against the baseline of writing
 //! the same serialized bytes to a plain file (no chain, no head record, no fsync) — same run.
 //!
 //! `cargo bench --bench record`
 
 use std::io::Write;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hoopguard::core::record::{Durability, Recorder};
+use hoopguard::core::record::{Durability, JsonlStore, Recorder};
 use serde_json::json;
 
 fn event() -> serde_json::Value {
@@ -42,6 +44,12 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rec.append("bench-session", "call", data.clone()).unwrap())
         });
     }
+    // The index's share: the same batched store without it.
+    let store = JsonlStore::open(&dir.path().join("unindexed"), Durability::Batched).unwrap();
+    let rec = Recorder::new(Arc::new(store));
+    g.bench_function("batched_without_index", |b| {
+        b.iter(|| rec.append("bench-session", "call", data.clone()).unwrap())
+    });
     g.finish();
 }
 

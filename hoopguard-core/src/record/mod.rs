@@ -218,8 +218,11 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How often the index writer takes what has arrived and writes it in one transaction.
+const INDEX_BATCH: Duration = Duration::from_millis(20);
+
 /// Keeps the index current off the call path: events arrive on a channel and are written in
-/// batches, one transaction each.
+/// batches, every [`INDEX_BATCH`], one transaction each.
 fn index_writer(mut index: Index, rx: mpsc::Receiver<IndexOp>) {
     let flush = |index: &mut Index, rows: &mut Vec<index::Row>| {
         if !rows.is_empty() {
@@ -230,12 +233,20 @@ fn index_writer(mut index: Index, rx: mpsc::Receiver<IndexOp>) {
         }
     };
     let mut rows = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut ops = vec![first];
-        while ops.len() < 4096 {
+    let mut open = true;
+    while open {
+        // Poll rather than wait on the channel: a sender never has to wake this thread, so a
+        // call pays only for the hand-over; one transaction per interval.
+        std::thread::sleep(INDEX_BATCH);
+        let mut ops = Vec::new();
+        loop {
             match rx.try_recv() {
                 Ok(op) => ops.push(op),
-                Err(_) => break,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
         }
         let mut acks = Vec::new();
