@@ -702,6 +702,37 @@ impl Config {
         Ok((cfg, source))
     }
 
+    /// Only the `[mask]` section of a config file (the built-in rules without one): what
+    /// `hoopguard mask` needs, so a file holding just masking rules works.
+    pub fn load_mask(path: Option<&Path>) -> Result<MaskConfig, ConfigError> {
+        let Some(p) = path else {
+            return Ok(Config::load(None)?.0.mask);
+        };
+        let source_name = p.display().to_string();
+        let err = |key: String, message: String| ConfigError {
+            source_name: source_name.clone(),
+            key,
+            message,
+        };
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| err(String::new(), format!("cannot read: {e}")))?;
+        let mut value: toml::Table = toml::from_str(&text)
+            .map_err(|e| err(String::new(), format!("not valid TOML: {}", e.message())))?;
+        substitute_table(&mut value, "", &|name| std::env::var(name).ok())
+            .map_err(|(k, m)| err(k, m))?;
+        let Some(mask) = value.remove("mask") else {
+            return Ok(MaskConfig::default());
+        };
+        let mask: MaskConfig = serde_path_to_error::deserialize(mask).map_err(|e| {
+            err(
+                format!("mask.{}", e.path()),
+                e.into_inner().message().to_string(),
+            )
+        })?;
+        Engine::new(&mask).map_err(|e| err(format!("mask.{}", e.key), e.message))?;
+        Ok(mask)
+    }
+
     /// Parses and validates configuration text; `env` looks up `${VARS}`.
     pub fn parse(
         text: &str,

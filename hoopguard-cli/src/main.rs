@@ -452,11 +452,10 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
 fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> ExitCode {
     use std::io::Read;
 
-    let (cfg, _) = match Config::load(config.as_deref()) {
-        Ok(x) => x,
+    let mut mcfg = match Config::load_mask(config.as_deref()) {
+        Ok(m) => m,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
-    let mut mcfg = cfg.mask.clone();
     if let Some(f) = format {
         mcfg.format = match f {
             MaskFormat::Auto => hoopguard_core::mask::Format::Auto,

@@ -51,6 +51,25 @@ fn masks_stdin_with_stats() {
 }
 
 #[test]
+fn a_config_with_only_masking_rules_is_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mask.toml");
+    std::fs::write(
+        &config,
+        "[mask]\ndisable = [\"email\"]\n\n[[mask.rules]]\nname = \"employee-id\"\nregex = 'EMP-[0-9]{6}'\n",
+    )
+    .unwrap();
+    let (out, _) = mask(
+        &["--config", config.to_str().unwrap()],
+        b"alice@example.com EMP-123456 AKIAIOSFODNN7EXAMPLE",
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "alice@example.com [MASKED:employee-id] [MASKED:aws-access-key-id]"
+    );
+}
+
+#[test]
 fn invalid_utf8_and_binary_pass_through_byte_for_byte() {
     let mut input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     input.extend_from_slice(b"\xff\xfe ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 \xc3\x28");

@@ -198,10 +198,18 @@ pub struct MaskConfigError {
 /// The longest custom pattern match.
 const MAX_CUSTOM_LEN: usize = 4096;
 
+/// The rules whose keywords share the anchors [`AWS_KEYWORD_ANCHORS`].
+const AWS_KEYWORD_RULES: [Builtin; 2] = [Builtin::AwsSecretAccessKey, Builtin::AwsSessionToken];
+/// The start every AWS credential keyword shares (`aws_secret_access_key`, `AWS_SESSION_TOKEN`,
+/// `aws_security_token`, …): one anchor per case instead of one per keyword.
+const AWS_KEYWORD_ANCHORS: [&str; 2] = ["aws_se", "AWS_SE"];
+
 /// What an anchor literal triggers.
 #[derive(Debug, Clone, Copy)]
 enum Trigger {
     Builtin(Builtin),
+    /// The start of an AWS credential keyword: which one follows decides the rule.
+    AwsKeyword,
     /// A substring shared by some field names: index into `Engine::field_anchors`.
     Field(usize),
 }
@@ -209,15 +217,77 @@ enum Trigger {
 /// The longest field name.
 const MAX_FIELD_NAME: usize = 64;
 
-/// The anchors for field names: each name is its own anchor. (Anchoring on substrings shared by
-/// several names, such as `ecret`, keeps the prefilter under 32 patterns but fires more often on
-/// AWS JSON, where `secretsmanager` is everywhere; measured slower on the clean corpus.)
+/// The anchors for field names, few enough that the whole anchor set stays on the prefilter's
+/// fastest path (Teddy with at most 32 patterns): names that share a word are anchored on it
+/// (`Secret` for `SecretAccessKey`, `SecretString` and `ClientSecret`; `token` for
+/// `access_token` and `refresh_token`), chosen greedily by how many names one covers. Only
+/// words — from a name's start, a capital, or after `_`/`-`, at least five bytes, or the whole
+/// name — so an anchor is not a fragment that AWS documents are full of (`rivate` is in every
+/// `PrivateIpAddress`). Each anchor lists its names with the anchor's offset in them (an anchor
+/// that another one starts with is listed under both, as the longer one wins where both match).
 fn field_anchors(names: &[String]) -> Vec<(String, Vec<(usize, usize)>)> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), vec![(i, 0)]))
-        .collect()
+    let words = |n: &str| -> Vec<(usize, String)> {
+        let b = n.as_bytes();
+        let mut out = Vec::new();
+        for i in 0..b.len() {
+            let starts = i == 0 || b[i].is_ascii_uppercase() || matches!(b[i - 1], b'_' | b'-');
+            if !starts {
+                continue;
+            }
+            for j in (i + 5).min(b.len())..=b.len() {
+                if j - i >= 5 || (i == 0 && j == b.len()) {
+                    out.push((i, n[i..j].to_string()));
+                }
+            }
+        }
+        out
+    };
+    let mut left: Vec<usize> = (0..names.len()).collect();
+    let mut out: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
+    while !left.is_empty() {
+        // The word covering most of the names left; then the longest; then the first by order.
+        let mut best: Option<(usize, usize, String)> = None;
+        for &i in &left {
+            for (_, w) in words(&names[i]) {
+                let covers = left
+                    .iter()
+                    .filter(|&&k| words(&names[k]).iter().any(|(_, x)| *x == w))
+                    .count();
+                let better = match &best {
+                    None => true,
+                    Some((c, l, b)) => {
+                        (covers, w.len(), std::cmp::Reverse(&w)) > (*c, *l, std::cmp::Reverse(b))
+                    }
+                };
+                if better {
+                    best = Some((covers, w.len(), w));
+                }
+            }
+        }
+        let Some((_, _, word)) = best else { break };
+        let mut hits = Vec::new();
+        left.retain(
+            |&k| match words(&names[k]).into_iter().find(|(_, x)| *x == word) {
+                Some((off, _)) => {
+                    hits.push((k, off));
+                    false
+                }
+                None => true,
+            },
+        );
+        out.push((word, hits));
+    }
+    // Where one anchor is a prefix of another, the longer one also reports the shorter one's
+    // names: the automaton reports one pattern per position, the longer one.
+    let all = out.clone();
+    for (word, hits) in &mut out {
+        for (other, theirs) in &all {
+            if other != word && word.starts_with(other.as_str()) {
+                hits.extend(theirs.iter().copied());
+            }
+        }
+    }
+    out
 }
 
 struct Custom {
@@ -316,13 +386,32 @@ impl Engine {
 
         let mut patterns: Vec<String> = Vec::new();
         let mut triggers = Vec::new();
+        // The longest literal a trigger must see whole (a keyword behind a shared prefix).
+        let mut longest_literal = 0;
+        let mut keywords = false;
         for b in Builtin::ALL {
             if !builtin_on[builtin_index(b)] {
+                continue;
+            }
+            if AWS_KEYWORD_RULES.contains(&b) {
+                // `aws_secret_access_key`, `aws_session_token`, … share one anchor per case.
+                keywords = true;
+                longest_literal = b
+                    .anchors()
+                    .iter()
+                    .map(|a| a.len())
+                    .fold(longest_literal, usize::max);
                 continue;
             }
             for a in b.anchors() {
                 patterns.push(a.to_string());
                 triggers.push((Trigger::Builtin(b), a.len()));
+            }
+        }
+        if keywords {
+            for a in AWS_KEYWORD_ANCHORS {
+                patterns.push(a.to_string());
+                triggers.push((Trigger::AwsKeyword, a.len()));
             }
         }
         let mut field_table = Vec::new();
@@ -353,7 +442,12 @@ impl Engine {
         order.sort_by_key(|&i| std::cmp::Reverse(patterns[i].len()));
         let patterns: Vec<String> = order.iter().map(|&i| patterns[i].clone()).collect();
         let triggers: Vec<(Trigger, usize)> = order.iter().map(|&i| triggers[i]).collect();
-        let max_anchor = patterns.iter().map(String::len).max().unwrap_or(0);
+        let max_anchor = patterns
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(longest_literal);
         let anchors = if patterns.is_empty() {
             None
         } else {
@@ -673,6 +767,7 @@ impl Engine {
                             Rule::Builtin(b),
                         ),
                         Trigger::Field(k) => self.confirm_field(hay, p, k, pos, eof),
+                        Trigger::AwsKeyword => self.confirm_aws_keyword(hay, p, pos, eof),
                     }
                 }
                 1 => {
@@ -740,6 +835,34 @@ impl Engine {
         let upto = limit.max(pos);
         out.extend_from_slice(&hay[pos..upto]);
         upto
+    }
+
+    /// The AWS credential keyword starting at `p` (its shared anchor found there), then its
+    /// value.
+    fn confirm_aws_keyword(&self, hay: &[u8], p: usize, lo: usize, eof: bool) -> (Confirm, Rule) {
+        let mut wait = None;
+        for b in AWS_KEYWORD_RULES {
+            if !self.builtin_on[builtin_index(b)] {
+                continue;
+            }
+            for lit in b.anchors() {
+                let lit = lit.as_bytes();
+                let have = &hay[p..hay.len().min(p + lit.len())];
+                if have.len() == lit.len() && have == lit {
+                    return (
+                        detect::confirm_anchor(b, hay, p, lit.len(), lo, eof),
+                        Rule::Builtin(b),
+                    );
+                }
+                if have.len() < lit.len() && !eof && lit.starts_with(have) {
+                    wait = Some(b);
+                }
+            }
+        }
+        match wait {
+            Some(b) => (Confirm::NeedMore { from: p }, Rule::Builtin(b)),
+            None => (Confirm::No, Rule::Builtin(Builtin::AwsSecretAccessKey)),
+        }
     }
 
     /// A field name around the anchor at `p` (anchor `k`), then its JSON or XML value.
@@ -955,6 +1078,98 @@ fn digitish_lanes(w: u64) -> u64 {
     digit | zero(w ^ (b' ' as u64 * L)) | zero(w ^ (b'-' as u64 * L))
 }
 
+/// Window positions 2..50: each has two bytes before it and fourteen after it in the window.
+const WINDOW: u64 = ((1u64 << 48) - 1) << 2;
+/// Bytes a window needs from its first position on.
+const WINDOW_AHEAD: usize = 62;
+
+/// The byte classes of a 64-byte window as bit masks (bit `k` for byte `k`): digits, spaces,
+/// dashes, capitals.
+struct Classes {
+    digit: u64,
+    space: u64,
+    dash: u64,
+    upper: u64,
+}
+
+/// SSE2 (every x86-64; safe wrappers from `safe_arch`): four 16-byte compares per class and a
+/// `pmovmskb` each.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn classes(w: &[u8; 64]) -> Classes {
+    use safe_arch::{
+        cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, load_unaligned_m128i, m128i,
+        move_mask_i8_m128i, set_splat_i8_m128i, sub_i8_m128i,
+    };
+    // `lo <= x < lo + n`: shift the range to start at -128, then one signed compare.
+    let range = |v: m128i, lo: u8, n: u8| {
+        let shifted = sub_i8_m128i(v, set_splat_i8_m128i(lo.wrapping_sub(128) as i8));
+        cmp_lt_mask_i8_m128i(shifted, set_splat_i8_m128i((n as i8).wrapping_add(-128)))
+    };
+    let mut c = Classes {
+        digit: 0,
+        space: 0,
+        dash: 0,
+        upper: 0,
+    };
+    for q in 0..4 {
+        let v = load_unaligned_m128i(w[q * 16..q * 16 + 16].try_into().expect("16 bytes"));
+        let m = |x: m128i| u64::from(move_mask_i8_m128i(x) as u16) << (q * 16);
+        c.digit |= m(range(v, b'0', 10));
+        c.upper |= m(range(v, b'A', 26));
+        c.space |= m(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b' ' as i8)));
+        c.dash |= m(cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'-' as i8)));
+    }
+    c
+}
+
+/// Elsewhere: a byte at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn classes(w: &[u8; 64]) -> Classes {
+    let bits = |f: fn(u8) -> bool| {
+        w.iter()
+            .enumerate()
+            .fold(0u64, |m, (k, &x)| m | (u64::from(f(x)) << k))
+    };
+    Classes {
+        digit: bits(|x| x.is_ascii_digit()),
+        space: bits(|x| x == b' '),
+        dash: bits(|x| x == b'-'),
+        upper: bits(|x| x.is_ascii_uppercase()),
+    }
+}
+
+/// The positions of `w` where a qualifying digit run could start: a digit not after a digit,
+/// followed by what [`worth_confirming`] needs at least — 13 digitish bytes for a card, the
+/// `ddd-dd-dddd` shape for an SSN, 10 digitish bytes after a capital (or a capital or digit and
+/// a space) for an IBAN. A superset: every candidate is confirmed byte by byte.
+#[inline(always)]
+fn digit_candidates(w: &[u8; 64], rules: DigitRules) -> u64 {
+    let Classes {
+        digit,
+        space,
+        dash,
+        upper,
+    } = classes(w);
+    let dish = digit | space | dash;
+    // r_n: bit k when bytes k..k+n are all digitish.
+    let r2 = dish & (dish >> 1);
+    let r4 = r2 & (r2 >> 2);
+    let r8 = r4 & (r4 >> 4);
+    let mut c = 0;
+    if rules.card {
+        c |= r8 & (r4 >> 8) & (dish >> 12);
+    }
+    if rules.ssn {
+        c |= r2 & (dish >> 2) & (dash >> 3) & (r2 >> 4) & (dash >> 6) & (r4 >> 7);
+    }
+    if rules.iban {
+        let before = (upper << 1) | ((space << 1) & ((upper | digit) << 2));
+        c |= r8 & (r2 >> 8) & before;
+    }
+    digit & !(digit << 1) & c
+}
+
 /// The start of the next run of digits, spaces and dashes that begins with a digit and is
 /// [worth confirming](worth_confirming). A run long enough for any digit rule (10 bytes) holds
 /// four digitish bytes at one of the positions `i + 4k` the scan tests eight bytes at a time, so
@@ -966,22 +1181,32 @@ fn next_digit_run(hay: &[u8], from: usize, scan_start: usize, rules: DigitRules)
     const GROUP_HI: u64 = 0x8080_8080_0000_0000;
     let len = hay.len();
     let mut i = from;
-    // 64 bytes at a time while nothing is found (the common case), then 8 at a time.
-    let has_group = |c: &[u8]| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let lanes = digitish_lanes(u64::from_le_bytes(b));
-        (lanes & GROUP_LO == GROUP_LO) | (lanes & GROUP_HI == GROUP_HI)
-    };
-    for block in hay[i..].chunks_exact(64) {
-        let mut any = false;
-        for c in block.chunks_exact(8) {
-            any |= has_group(c);
+    // 48 positions at a time, from 64-byte windows (two bytes before them, fourteen after), while
+    // there is room; only candidates are looked at byte by byte.
+    while i + WINDOW_AHEAD <= len {
+        let found = if i >= 2 {
+            let w: &[u8; 64] = hay[i - 2..i + 62].try_into().expect("64 bytes");
+            digit_candidates(w, rules)
+        } else {
+            // The data's first bytes: nothing before them.
+            let mut w = [0u8; 64];
+            w[2 - i..].copy_from_slice(&hay[..i + 62]);
+            digit_candidates(&w, rules)
+        } & WINDOW;
+        if found == 0 {
+            i += 48;
+            continue;
         }
-        if any {
-            break;
+        let d = i + found.trailing_zeros() as usize - 2;
+        let mut s = d;
+        while s > from && digitish(hay[s - 1]) {
+            s -= 1;
         }
-        i += 64;
+        let e = skip_digitish(hay, d);
+        if let Some(d) = qualifying_start(hay, s, e, from, scan_start, rules) {
+            return Some(d);
+        }
+        i = e + 1;
     }
     while i + 8 <= len {
         let mut word = [0u8; 8];

@@ -743,3 +743,145 @@ fn form_bodies_have_their_named_fields_masked() {
     let (out, _) = engine.mask_form(b"PasswordPolicy=strict");
     assert_eq!(out, b"PasswordPolicy=strict");
 }
+
+/// The digit-run search as a plain byte loop: every run of digitish bytes, in order, checked
+/// with the same rules. The windowed (SSE2) search must find exactly what it finds.
+fn reference_next_digit_run(
+    hay: &[u8],
+    from: usize,
+    scan_start: usize,
+    rules: super::DigitRules,
+) -> Option<usize> {
+    let mut i = from;
+    while i < hay.len() {
+        if !super::digitish(hay[i]) {
+            i += 1;
+            continue;
+        }
+        let mut s = i;
+        while s > from && super::digitish(hay[s - 1]) {
+            s -= 1;
+        }
+        let e = super::skip_digitish(hay, i);
+        if let Some(d) = super::qualifying_start(hay, s, e, from, scan_start, rules) {
+            return Some(d);
+        }
+        i = e + 1;
+    }
+    None
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Runs of digits, spaces and dashes next to capitals and other bytes, at every length and
+    /// offset: the windowed search and the byte loop agree for every rule set.
+    #[test]
+    fn the_windowed_digit_search_finds_what_a_byte_loop_finds(
+        bytes in proptest::collection::vec(proptest::sample::select(
+            b"0123456789012345678901234567890123456789 -  --ADEGBx:\"._".to_vec()), 0..400),
+        from_pick in 0usize..400,
+        rules_pick in 0u8..8,
+    ) {
+        let from = from_pick.min(bytes.len());
+        let rules = super::DigitRules {
+            card: rules_pick & 1 != 0,
+            ssn: rules_pick & 2 != 0,
+            iban: rules_pick & 4 != 0,
+        };
+        for scan_start in [0, from] {
+            proptest::prop_assert_eq!(
+                super::next_digit_run(&bytes, from, scan_start, rules),
+                reference_next_digit_run(&bytes, from, scan_start, rules),
+                "from {} in {:?}", from, String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_windowed_digit_search_agrees_on_the_corpus() {
+    let text = corpus();
+    let hay = text.as_bytes();
+    let rules = super::DigitRules {
+        card: true,
+        ssn: true,
+        iban: true,
+    };
+    let (mut a, mut b) = (0, 0);
+    let mut found = 0;
+    while let (Some(x), Some(y)) = (
+        super::next_digit_run(hay, a, 0, rules),
+        reference_next_digit_run(hay, b, 0, rules),
+    ) {
+        assert_eq!(x, y);
+        found += 1;
+        a = super::skip_digitish(hay, x);
+        b = a;
+    }
+    assert_eq!(
+        super::next_digit_run(hay, a, 0, rules),
+        reference_next_digit_run(hay, b, 0, rules)
+    );
+    assert!(found > 3, "{found}");
+}
+
+#[test]
+fn the_default_rules_keep_the_prefilter_at_32_anchors_or_fewer() {
+    // Teddy's fast (slim) form takes at most 32 patterns; one more and it falls to the fat form.
+    let e = Engine::new(&MaskConfig::default()).unwrap();
+    assert!(e.triggers.len() <= 32, "{} anchors", e.triggers.len());
+    let anchors = super::field_anchors(&default_fields());
+    let words: Vec<&str> = anchors.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(
+        words,
+        [
+            "Secret",
+            "Password",
+            "secret",
+            "Token",
+            "token",
+            "private_key",
+            "PrivateKey",
+            "password"
+        ]
+    );
+}
+
+#[test]
+fn names_behind_a_shared_anchor_and_keywords_behind_a_shared_prefix_still_match() {
+    let e = Engine::new(&MaskConfig::default()).unwrap();
+    for (input, gone) in [
+        (r#"{"ClientSecret":"abc123def"}"#, "abc123def"),
+        (r#"{"MasterUserPassword":"pw-1234567"}"#, "pw-1234567"),
+        (r#"{"refresh_token":"rt-99887766"}"#, "rt-99887766"),
+        (r#"<SessionToken>tok-556677</SessionToken>"#, "tok-556677"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI",
+        ),
+        (
+            "AWS_SESSION_TOKEN=FwoGZXIvYXdzEJr//////////wEaDOExampleSessionTokenValueThatIsLongEnoughToCount1234567890abcdefghijklmnopqrstuvwxyz",
+            "FwoGZXIvYXdz",
+        ),
+        (
+            "aws_security_token: FwoGZXIvYXdzEJr//////////wEaDOExampleSessionTokenValueThatIsLongEnoughToCount1234567890abcdefghijklmnopqrstuvwxyz",
+            "FwoGZXIvYXdz",
+        ),
+    ] {
+        let (out, _) = e.mask(input.as_bytes());
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains(gone), "{input} → {out}");
+        // And streamed a byte at a time.
+        let mut s = Arc::new(Engine::new(&MaskConfig::default()).unwrap()).stream();
+        let mut streamed = Vec::new();
+        for b in input.as_bytes() {
+            s.push(std::slice::from_ref(b), &mut streamed);
+        }
+        s.finish(&mut streamed);
+        assert_eq!(String::from_utf8(streamed).unwrap(), out);
+    }
+    // A word inside another is not a field: PrivateIpAddress is not PrivateKey.
+    let (out, _) = e.mask(br#"{"PrivateIpAddress":"10.0.0.1","NextToken":"abc"}"#);
+    assert_eq!(out, br#"{"PrivateIpAddress":"10.0.0.1","NextToken":"abc"}"#);
+}
