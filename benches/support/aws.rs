@@ -12,7 +12,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
 
-use crate::inproc::{free_port, serve};
+use crate::inproc::{free_port, serve_recording_into};
 
 pub const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const STS_ANSWER: &str = r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/agents/bench</Arn><UserId>AROA:bench</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"#;
@@ -98,7 +98,18 @@ pub async fn gateway(
     durability: &str,
 ) -> (String, Credentials) {
     let aws = free_port();
-    let dev = serve(
+    // `off`: the same gateway with a store that keeps nothing.
+    let (durability, store): (
+        &str,
+        Option<std::sync::Arc<dyn hoopguard_core::record::Store>>,
+    ) = match durability {
+        "off" => (
+            "batched",
+            Some(std::sync::Arc::new(crate::inproc::Unrecorded)),
+        ),
+        d => (d, None),
+    };
+    let dev = serve_recording_into(
         dir,
         &format!(
             r#"
@@ -118,6 +129,7 @@ groups = ["dev"]
 actions = ["sts:GetCallerIdentity", "s3:PutObject", "s3:GetObject"]
 "#
         ),
+        store,
     );
     let token = dev
         .mint("bench", &["dev".into()], Duration::from_secs(3600))

@@ -5,6 +5,56 @@ use std::time::{Duration, Instant};
 
 use hoopguard_cli::config::{Config, Source};
 use hoopguard_core::identity::dev::DevIssuer;
+use hoopguard_core::record::{Event, RecordError, Removed, Retention, SessionState, Store};
+
+/// A store that keeps nothing: the same path without recording, for the ratio of what recording
+/// costs. The events are still built (and their bodies masked); only storing them is skipped.
+#[derive(Debug)]
+#[allow(dead_code)] // used by the AWS bench only
+pub struct Unrecorded;
+
+impl Store for Unrecorded {
+    fn append(
+        &self,
+        session: &str,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<Event, RecordError> {
+        Ok(Event {
+            seq: 1,
+            at: 0,
+            session: session.to_string(),
+            kind: kind.to_string(),
+            prev: String::new(),
+            data,
+        })
+    }
+    fn sync(&self) -> Result<(), RecordError> {
+        Ok(())
+    }
+    fn state(&self, _: &str) -> Option<SessionState> {
+        // Every session is already started, so no per-call start event or expiry timer.
+        Some(SessionState {
+            events: 1,
+            ended: false,
+        })
+    }
+    fn open_sessions(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn sessions(&self) -> Result<Vec<String>, RecordError> {
+        Ok(Vec::new())
+    }
+    fn read(&self, _: &str) -> Result<Vec<Event>, RecordError> {
+        Ok(Vec::new())
+    }
+    fn verify(&self, _: &str) -> Result<usize, RecordError> {
+        Ok(0)
+    }
+    fn retain(&self, _: &Retention, _: std::time::SystemTime) -> Result<Removed, RecordError> {
+        Ok(Removed::default())
+    }
+}
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
@@ -18,7 +68,17 @@ pub fn free_port() -> u16 {
 /// Runs `hoopguard serve` in this process on the config `rest` (everything but the data
 /// directory, the admin listener and the development issuer, which are added); returns the
 /// development issuer to mint tokens with.
+#[allow(dead_code)] // the AWS support uses `serve_recording_into`
 pub fn serve(dir: &std::path::Path, rest: &str) -> DevIssuer {
+    serve_recording_into(dir, rest, None)
+}
+
+/// [`serve`], recording into `store` when one is given.
+pub fn serve_recording_into(
+    dir: &std::path::Path,
+    rest: &str,
+    store: Option<std::sync::Arc<dyn Store>>,
+) -> DevIssuer {
     let text = format!(
         "data_dir = \"{}\"\n[listeners.admin]\nbind = \"127.0.0.1:{}\"\n[identity.dev_issuer]\nenabled = true\n{rest}",
         dir.display(),
@@ -27,9 +87,14 @@ pub fn serve(dir: &std::path::Path, rest: &str) -> DevIssuer {
     let cfg = Config::parse(&text, "bench", &|_| None).unwrap();
     let dev = hoopguard_cli::serve::dev_issuer(&cfg).unwrap().unwrap();
     tokio::spawn(async move {
-        hoopguard_cli::serve::run(cfg, Source::Quickstart, std::future::pending())
-            .await
-            .unwrap()
+        hoopguard_cli::serve::run_recording_into(
+            cfg,
+            Source::Quickstart,
+            std::future::pending(),
+            store,
+        )
+        .await
+        .unwrap()
     });
     dev
 }

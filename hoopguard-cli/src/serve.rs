@@ -108,6 +108,17 @@ pub async fn run(
     source: Source,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    run_recording_into(cfg, source, shutdown, None).await
+}
+
+/// [`run`], recording into `store` instead of the data directory's recordings when one is given
+/// (for measuring what recording costs, or for a store of your own; no index then).
+pub async fn run_recording_into(
+    cfg: Config,
+    source: Source,
+    shutdown: impl Future<Output = ()>,
+    store: Option<Arc<dyn hoopguard_core::record::Store>>,
+) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}; set `data_dir` to a writable path",
@@ -152,7 +163,12 @@ pub async fn run(
     // One pooled client for both data paths.
     let client = crate::upstream::client()?;
     let recordings = cfg.data_dir.join("recordings");
-    let recorder = Arc::new(open_recorder(&cfg, &recordings, mask_engine.clone())?);
+    let recorder = Arc::new(match store {
+        Some(store) => hoopguard_core::record::Recorder::new(store)
+            .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
+            .with_masker(mask_engine.clone(), cfg.record.body_cap as usize),
+        None => open_recorder(&cfg, &recordings, mask_engine.clone())?,
+    });
     if cfg.record.durability == crate::config::DurabilityName::Batched {
         let r = recorder.clone();
         let every = cfg.record.sync_interval.max(Duration::from_millis(10));
