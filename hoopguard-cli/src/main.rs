@@ -449,6 +449,19 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
     }
 }
 
+/// Standard output without the line buffering of `std::io::stdout` (which searches every write
+/// for a newline): the masker writes whole chunks.
+fn raw_stdout() -> Box<dyn std::io::Write> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(std::io::stdout().lock())
+}
+
 fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> ExitCode {
     use std::io::Read;
 
@@ -471,7 +484,7 @@ fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> Exi
     let started = std::time::Instant::now();
     let mut stream = engine.stream();
     let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = raw_stdout();
     let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::with_capacity(512 * 1024);
     loop {
