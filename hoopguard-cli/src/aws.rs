@@ -846,7 +846,12 @@ fn record(
                 "resumed": state.is_some(),
             }),
         )?;
-        end_at_expiry(recorder.clone(), session.to_string(), verified.session.exp);
+        // From then on its pseudo-credentials are refused: the session is over.
+        recorder.end_at(
+            session,
+            std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
+            "token expired",
+        );
     }
     let (rule, approval_id, reason) = verdict.parts();
     let body = asked
@@ -877,22 +882,6 @@ fn record(
     Ok(())
 }
 
-/// Records the end of `session` when its pseudo-credentials expire (`exp`, seconds since the
-/// epoch): from then on they are refused, so the session is over.
-fn end_at_expiry(recorder: Arc<Recorder>, session: String, exp: u64) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    rt.spawn(async move {
-        let at = std::time::UNIX_EPOCH + Duration::from_secs(exp);
-        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::time::sleep(left).await;
-        if let Err(e) = recorder.end(&session, "token expired") {
-            tracing::error!(error = %e, "cannot record the end of an AWS session");
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,7 +897,11 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        end_at_expiry(rec.clone(), "aws-s1".into(), now + 1);
+        rec.end_at(
+            "aws-s1",
+            std::time::UNIX_EPOCH + Duration::from_secs(now + 1),
+            "token expired",
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!rec.state("aws-s1").unwrap().ended, "not before expiry");
         tokio::time::sleep(Duration::from_millis(2200)).await;

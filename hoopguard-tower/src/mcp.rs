@@ -564,9 +564,10 @@ impl McpGuard {
 }
 
 /// A recording per MCP session: `start` (again after an `end`, when the session goes on after
-/// a restart), then one `call` event per decided call, its arguments masked.
+/// a restart), then one `call` event per decided call, its arguments masked; its end is recorded
+/// when the caller's token expires, if nothing ended it before.
 fn record(
-    rec: &Recorder,
+    rec: &Arc<Recorder>,
     transport: &str,
     session: &str,
     origin: &crate::record::Origin,
@@ -589,6 +590,8 @@ fn record(
                 "resumed": state.is_some(),
             }),
         )?;
+        // A session lasts no longer than the caller's token.
+        rec.end_at(&id, who.expires_at, "token expired");
     }
     let (rule, approval_id, reason) = verdict.parts();
     rec.record(
@@ -1010,6 +1013,40 @@ mod layer_tests {
             (last.kind.as_str(), &last.data["reason"]),
             ("end", &json!("token expired"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_session_without_an_open_stream_still_ends_when_the_token_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(
+            Recorder::open(
+                &dir.path().join("rec"),
+                hoopguard_core::record::Durability::EveryEvent,
+            )
+            .unwrap(),
+        );
+        let mcp = McpGuard::new(guard(dir.path()), Arc::new(Pins::in_memory()), "s").record(rec);
+        let mut who = (*alice()).clone();
+        who.expires_at = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
+        mcp.decide(&who, &Call::tool("echo", json!({})), "sess-2")
+            .await
+            .unwrap();
+        let read = || {
+            hoopguard_core::record::read_session(
+                &dir.path().join("rec"),
+                &recording_id("sess-2", "alice"),
+            )
+            .unwrap()
+        };
+        assert_eq!(read().last().unwrap().kind, "call");
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let events = read();
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), &last.data["reason"]),
+            ("end", &json!("token expired"))
+        );
+        assert_eq!(events.iter().filter(|e| e.kind == "end").count(), 1);
     }
 
     #[tokio::test]

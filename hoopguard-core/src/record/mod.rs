@@ -175,6 +175,7 @@ pub struct Recorder {
     best_effort: bool,
     masker: Option<Arc<Engine>>,
     body_cap: usize,
+    ending: Mutex<()>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -284,6 +285,7 @@ impl Recorder {
             best_effort: false,
             masker: None,
             body_cap: 64 * 1024,
+            ending: Mutex::new(()),
         }
     }
 
@@ -380,6 +382,8 @@ impl Recorder {
     /// Records the end of `session` with `reason`, unless it was never recorded or has ended
     /// already. Says whether it recorded one.
     pub fn end(&self, session: &str, reason: &str) -> Result<bool, RecordError> {
+        // One end at a time, so two causes at once (a timer and a closing stream) record one.
+        let _one = self.ending.lock().unwrap_or_else(|e| e.into_inner());
         match self.state(session) {
             Some(s) if !s.ended => {
                 self.append(session, "end", serde_json::json!({ "reason": reason }))?;
@@ -387,6 +391,27 @@ impl Recorder {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Records the end of `session` with `reason` at `at` — the expiry of the credentials or
+    /// token behind it — unless it has ended by then. Needs a Tokio runtime; without one nothing
+    /// is scheduled (and a warning says so).
+    pub fn end_at(self: &Arc<Self>, session: &str, at: SystemTime, reason: &'static str) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                session,
+                "no async runtime: the session's end at expiry is not scheduled"
+            );
+            return;
+        };
+        let (rec, session) = (self.clone(), session.to_string());
+        rt.spawn(async move {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep(left).await;
+            if let Err(e) = rec.end(&session, reason) {
+                tracing::error!(session, error = %e, "cannot record the end of a session");
+            }
+        });
     }
 
     /// Ends every session this recorder has written to and not ended, with `reason`
