@@ -955,17 +955,22 @@ mod layer_tests {
         );
     }
 
+    /// A recorder in `dir/rec`.
+    fn recorder(dir: &std::path::Path) -> Arc<Recorder> {
+        Arc::new(
+            Recorder::open(
+                &dir.join("rec"),
+                hoopguard_core::record::Durability::EveryEvent,
+            )
+            .unwrap(),
+        )
+    }
+
     #[tokio::test]
     async fn an_event_stream_ends_when_the_token_expires_and_the_end_is_recorded() {
         use futures_util::StreamExt;
         let dir = tempfile::tempdir().unwrap();
-        let rec = Arc::new(
-            Recorder::open(
-                &dir.path().join("rec"),
-                hoopguard_core::record::Durability::EveryEvent,
-            )
-            .unwrap(),
-        );
+        let rec = recorder(dir.path());
         let svc = ServiceBuilder::new()
             .layer(McpLayer::new(guard(dir.path()), Arc::new(Pins::in_memory()), "s").record(rec))
             .service_fn(|_req: Request<Full<Bytes>>| async {
@@ -1018,13 +1023,7 @@ mod layer_tests {
     #[tokio::test]
     async fn a_session_without_an_open_stream_still_ends_when_the_token_expires() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = Arc::new(
-            Recorder::open(
-                &dir.path().join("rec"),
-                hoopguard_core::record::Durability::EveryEvent,
-            )
-            .unwrap(),
-        );
+        let rec = recorder(dir.path());
         let mcp = McpGuard::new(guard(dir.path()), Arc::new(Pins::in_memory()), "s").record(rec);
         let mut who = (*alice()).clone();
         who.expires_at = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
