@@ -71,7 +71,7 @@ use crate::support::{
 };
 
 /// The three variables an agent gets, and nothing else AWS-related.
-fn agent_env(cmd: &mut Command, gw: &Gateway, token_file: &Path) {
+pub(crate) fn agent_env(cmd: &mut Command, gw: &Gateway, token_file: &Path) {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", token_file.parent().unwrap())
