@@ -621,39 +621,42 @@ impl Store for JsonlStore {
         let mut removed = Removed::default();
         for (session, n) in drop {
             let (head, segs, writing) = &all[&session];
+            let next = match segs.get(n) {
+                Some(s) => s.n,
+                None if *writing => head.segment,
+                None => head.segment + 1,
+            };
+            let whole = next > head.segment;
+            if !whole {
+                // The head first (a crash before the files go leaves only unread files): the
+                // kept events verify from the last removed one.
+                let first = read_first_event(&self.dir, &session, next)?;
+                let mut h = head.clone();
+                h.first = next;
+                h.trim = first.map(|e| Trim {
+                    seq: e.seq - 1,
+                    hash: e.prev,
+                });
+                match open.get_mut(&session) {
+                    Some(slot) => {
+                        slot.head = h;
+                        self.write_head(slot, &session)?;
+                    }
+                    None => write_head(&self.dir, &session, &h)?,
+                }
+            }
             for s in &segs[..n] {
                 let path = segment_path(&self.dir, &session, s.n);
                 std::fs::remove_file(&path).map_err(io(&path))?;
                 removed.segments += 1;
                 removed.bytes += s.size;
             }
-            let next = match segs.get(n) {
-                Some(s) => s.n,
-                None if *writing => head.segment,
-                None => head.segment + 1,
-            };
-            if next > head.segment {
-                // Nothing left of it.
+            if whole {
+                // Nothing left of it; the head goes last.
                 open.remove(&session);
                 let hp = head_path(&self.dir, &session);
                 std::fs::remove_file(&hp).map_err(io(&hp))?;
                 removed.sessions.push(session);
-                continue;
-            }
-            // The kept events verify from the last removed one.
-            let first = read_first_event(&self.dir, &session, next)?;
-            let mut h = head.clone();
-            h.first = next;
-            h.trim = first.map(|e| Trim {
-                seq: e.seq - 1,
-                hash: e.prev,
-            });
-            match open.get_mut(&session) {
-                Some(slot) => {
-                    slot.head = h;
-                    self.write_head(slot, &session)?;
-                }
-                None => write_head(&self.dir, &session, &h)?,
             }
         }
         Ok(removed)
