@@ -37,6 +37,7 @@ impl Store for Unrecorded {
         Some(SessionState {
             events: 1,
             ended: false,
+            revoked: false,
         })
     }
     fn open_sessions(&self) -> Vec<String> {

@@ -13,6 +13,7 @@
 //! | `GET /v1/sessions?subject=&since=&action=&decision=&limit=` | recorded sessions (approvers and auditors only) |
 //! | `GET /v1/sessions/{id}` | one session's events |
 //! | `GET /v1/sessions/{id}/verify` | checks its hash chain: `{"ok": false, "event": N, "problem": "…"}` when broken |
+//! | `POST /v1/sessions/{id}/revoke` `{"reason": "…"}` | ends the session as `revoked`; its calls are refused from then on |
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub(crate) struct AdminState {
     pub(crate) guard: Guard,
     /// The recordings directory.
     pub(crate) recordings: std::path::PathBuf,
+    /// The gateway's recorder (revocations are recorded through it).
+    pub(crate) recorder: Arc<hoopguard_core::record::Recorder>,
     /// Groups that may read recordings besides the policy's approvers (`record.auditors` and
     /// the approvers of unclassified AWS calls and changed MCP tools).
     pub(crate) auditors: Arc<Vec<String>>,
@@ -57,6 +60,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/sessions/{id}/verify", get(verify_session))
+        .route("/v1/sessions/{id}/revoke", post(revoke_session))
         .layer(AuthLayer::new(state.verifier.clone()));
     let mut r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -443,5 +447,56 @@ async fn verify_session(
             Json(v).into_response()
         }
         Err(r) => *r,
+    }
+}
+
+/// `POST /v1/sessions/{id}/revoke`: an approver or auditor ends a session; the data paths refuse
+/// its calls from then on. A reason is required and recorded with who revoked it.
+async fn revoke_session(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+    Path(id): Path<String>,
+    body: Option<Json<VoteBody>>,
+) -> Response {
+    if let Some(r) = refuse_unless_reader(&s, &who) {
+        return r;
+    }
+    let Some(reason) = body
+        .and_then(|b| b.0.reason)
+        .filter(|r| !r.trim().is_empty())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            "a revocation needs a reason: {\"reason\": \"…\"}".into(),
+        );
+    };
+    let rec = s.recorder.clone();
+    let (id2, by) = (id.clone(), who.subject.clone());
+    let done = tokio::task::spawn_blocking(move || rec.revoke(&id2, &by, &reason)).await;
+    match done {
+        Ok(Ok(true)) => {
+            tracing::info!(session = %id, by = %who.subject, "revoked a session");
+            Json(json!({"session": id, "revoked": true})).into_response()
+        }
+        Ok(Ok(false)) => error(
+            StatusCode::CONFLICT,
+            "already_revoked",
+            format!("session `{id}` was revoked already"),
+        ),
+        Ok(Err(RecordError::NotFound(_))) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no recording of session `{id}`"),
+        ),
+        Ok(Err(e @ RecordError::BadSessionId(_))) => {
+            error(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+        }
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }

@@ -403,6 +403,16 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             return refuse(status, e.aws_code(), &e.to_string());
         }
     };
+    // A revoked credential session is over, whatever its credentials say.
+    let session = format!("aws-{}", verified.session.sid);
+    if state.recorder.state(&session).is_some_and(|s| s.revoked) {
+        tracing::info!(subject = %verified.session.subject, session, "refused a call of a revoked session");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "this credential session was revoked by an operator; its calls are refused",
+        );
+    }
     // What the body is, now that the signature over its declared hash holds.
     let payload = match (streamed, framing, declared.as_deref()) {
         (true, Some(f), _) => Payload::Chunked(body.take().expect("set"), f),
@@ -528,7 +538,6 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         }
     };
     // Record the call before answering; a call that cannot be recorded is refused.
-    let session = format!("aws-{}", verified.session.sid);
     let asked = Asked {
         origin: Origin::of(&parts.headers, &parts.extensions),
         method: parts.method.as_str(),

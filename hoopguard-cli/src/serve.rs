@@ -272,6 +272,7 @@ pub async fn run_recording_into(
                 dev: dev.clone(),
                 guard: guard.clone(),
                 recordings: recordings.clone(),
+                recorder: recorder.clone(),
                 auditors: Arc::new(
                     cfg.record
                         .auditors

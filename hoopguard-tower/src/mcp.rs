@@ -477,6 +477,20 @@ impl McpGuard {
         session: &str,
         origin: &crate::record::Origin,
     ) -> Result<(), Refusal> {
+        if let Some(rec) = &self.recorder {
+            if rec
+                .state(&recording_id(session, &who.subject))
+                .is_some_and(|s| s.revoked)
+            {
+                tracing::info!(subject = %who.subject, "refused a call in a revoked MCP session");
+                return Err(Refusal {
+                    code: DENIED,
+                    message: "this MCP session was revoked by an operator; its calls are refused"
+                        .into(),
+                    data: json!({"reason": "session_revoked"}),
+                });
+            }
+        }
         let changed = match call {
             Call::McpTool { name, .. } => self.pins.is_changed(&self.server, name),
             _ => false,
@@ -1046,6 +1060,24 @@ mod layer_tests {
             ("end", &json!("token expired"))
         );
         assert_eq!(events.iter().filter(|e| e.kind == "end").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_refused_and_another_session_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = recorder(dir.path());
+        let mcp =
+            McpGuard::new(guard(dir.path()), Arc::new(Pins::in_memory()), "s").record(rec.clone());
+        let echo = Call::tool("echo", json!({}));
+        mcp.decide(&alice(), &echo, "sess-3").await.unwrap();
+        assert!(
+            rec.revoke(&recording_id("sess-3", "alice"), "sam", "test")
+                .unwrap()
+        );
+        let refused = mcp.decide(&alice(), &echo, "sess-3").await.unwrap_err();
+        assert_eq!(refused.code, DENIED);
+        assert!(refused.message.contains("revoked"), "{}", refused.message);
+        mcp.decide(&alice(), &echo, "sess-4").await.unwrap();
     }
 
     #[tokio::test]

@@ -104,6 +104,117 @@ fn list_show_export_replay_and_verify_catch_tampering() {
     assert!(err.contains("no recording of session `nope`"), "{err}");
 }
 
+/// Pseudo-credentials from the gateway's credentials endpoint for the token in `token_file`.
+fn pseudo_credentials(gw: &Gateway, token_file: &std::path::Path) -> serde_json::Value {
+    let raw = std::fs::read_to_string(token_file).unwrap();
+    blocking_client()
+        .get(gw.url(gw.aws, "/v1/aws/credentials"))
+        .header("authorization", raw.trim())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// The AWS CLI with these credentials (the same session every time) through the gateway; what it
+/// printed on stderr.
+fn aws_cli_with(
+    gw: &Gateway,
+    creds: &serde_json::Value,
+    home: &std::path::Path,
+    args: &[&str],
+) -> String {
+    let out = Command::new(venv().join("bin/aws"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap())
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            creds["SecretAccessKey"].as_str().unwrap(),
+        )
+        .env("AWS_SESSION_TOKEN", creds["Token"].as_str().unwrap())
+        .env("AWS_ENDPOINT_URL", gw.url(gw.aws, ""))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// An approver or auditor revokes an AWS credential session on the admin API: its end is
+/// recorded (`revoked`, by whom, why) and its calls are refused from then on, across a restart;
+/// a developer may not revoke, a reason is required, a second revocation is a conflict.
+#[test]
+fn a_revoked_aws_session_is_refused_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Allowed calls go to an endpoint that is not there (so they fail upstream, not on policy).
+    let extra = "[identity.dev_issuer]\nenabled = true\n\n[record]\nauditors = [\"security\"]\n\n[aws.connections.default]\nbroker = \"static\"\naccess_key_id = \"AKIDNOWHERE\"\nsecret_access_key = \"nowhere-static-secret\"\nendpoint = \"http://127.0.0.1:9\"\n\n[[policy.rules]]\nname = \"describe\"\neffect = \"allow\"\ngroups = [\"dev\"]\nactions = [\"ec2:Describe*\"]\n";
+    let mut gw = Gateway::start(dir.path(), extra, &[]);
+    let alice = gw.dev_token("alice", "dev", None);
+    let sam = gw.dev_token("sam", "security", None);
+    let creds = pseudo_credentials(&gw, &alice);
+    let describe =
+        |gw: &Gateway| aws_cli_with(gw, &creds, dir.path(), &["ec2", "describe-instances"]);
+    let before = describe(&gw);
+    assert!(
+        !before.contains("AccessDenied") && !before.contains("revoked"),
+        "{before}"
+    );
+    let admin = |who: &std::path::Path, path: &str, body: Option<&str>| {
+        let token = std::fs::read_to_string(who).unwrap();
+        let mut req = match body {
+            Some(b) => blocking_client()
+                .post(gw.url(gw.admin, path))
+                .header("content-type", "application/json")
+                .body(b.to_string()),
+            None => blocking_client().get(gw.url(gw.admin, path)),
+        };
+        req = req.bearer_auth(token.trim());
+        let resp = req.send().unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().unwrap(),
+        )
+    };
+    let (status, found) = admin(&sam, "/v1/sessions?subject=alice", None);
+    assert_eq!(status, 200, "{found}");
+    let id = found["sessions"][0]["id"].as_str().unwrap().to_string();
+    let revoke = format!("/v1/sessions/{id}/revoke");
+    let (status, body) = admin(&alice, &revoke, Some(r#"{"reason": "mine"}"#));
+    assert_eq!(status, 403, "a developer may not revoke: {body}");
+    let (status, body) = admin(&sam, &revoke, Some("{}"));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = admin(&sam, &revoke, Some(r#"{"reason": "leaked credentials"}"#));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin(&sam, &revoke, Some(r#"{"reason": "again"}"#));
+    assert_eq!(status, 409, "{body}");
+    let after = describe(&gw);
+    assert!(
+        after.contains("(AccessDenied)") && after.contains("revoked"),
+        "{after}"
+    );
+    // A restart does not bring it back.
+    assert!(gw.proc.terminate(Duration::from_secs(30)).success());
+    gw = Gateway::start(dir.path(), extra, &[]);
+    let again = describe(&gw);
+    assert!(again.contains("revoked"), "{again}");
+    assert!(gw.proc.terminate(Duration::from_secs(30)).success());
+    let config = gw.config.to_str().unwrap();
+    let (_, out, _) = sessions(config, &["export", &id]);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "end", "{out}");
+    assert_eq!(last["data"]["reason"], "revoked");
+    assert_eq!(last["data"]["by"], "sam");
+    assert_eq!(last["data"]["why"], "leaked credentials");
+    let (code, out, _) = sessions(config, &["verify", &id]);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// An AWS credential session as the AWS CLI drives it: its start names the client and user
 /// agent; a clean stop ends it; the same (still valid) credentials after a restart start it
 /// again, marked as resumed, instead of adding calls after its end.
@@ -115,33 +226,9 @@ fn an_aws_session_goes_on_after_a_restart_with_a_new_start() {
     let mut gw = Gateway::start(dir.path(), extra, &[]);
     let token = gw.dev_token("alice", "dev", None);
     let raw = std::fs::read_to_string(&token).unwrap();
-    let creds: serde_json::Value = blocking_client()
-        .get(gw.url(gw.aws, "/v1/aws/credentials"))
-        .header("authorization", raw.trim())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let creds = pseudo_credentials(&gw, &token);
     let describe = |gw: &Gateway| {
-        let out = Command::new(venv().join("bin/aws"))
-            .args(["ec2", "describe-instances"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap())
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                creds["SecretAccessKey"].as_str().unwrap(),
-            )
-            .env("AWS_SESSION_TOKEN", creds["Token"].as_str().unwrap())
-            .env("AWS_ENDPOINT_URL", gw.url(gw.aws, ""))
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let text = aws_cli_with(gw, &creds, dir.path(), &["ec2", "describe-instances"]);
         assert!(text.contains("(AccessDenied)"), "{text}");
     };
     describe(&gw);

@@ -118,6 +118,8 @@ pub struct SessionState {
     pub events: u64,
     /// Whether the last event is the session's `end`.
     pub ended: bool,
+    /// Whether it was revoked ([`Recorder::revoke`]): the data paths refuse its calls.
+    pub revoked: bool,
 }
 
 /// How much of the recordings to keep. Only whole segments are removed, oldest first; the
@@ -412,6 +414,25 @@ impl Recorder {
                 tracing::error!(session, error = %e, "cannot record the end of a session");
             }
         });
+    }
+
+    /// Revokes `session`: records its end with reason `revoked`, who revoked it and why; from
+    /// then on the data paths refuse its calls (a restart does not bring it back). `Ok(false)` if
+    /// it was revoked already.
+    pub fn revoke(&self, session: &str, by: &str, why: &str) -> Result<bool, RecordError> {
+        let _one = self.ending.lock().unwrap_or_else(|e| e.into_inner());
+        match self.state(session) {
+            None => Err(RecordError::NotFound(session.to_string())),
+            Some(s) if s.revoked => Ok(false),
+            Some(_) => {
+                self.append(
+                    session,
+                    "end",
+                    serde_json::json!({ "reason": "revoked", "by": by, "why": why }),
+                )?;
+                Ok(true)
+            }
+        }
     }
 
     /// Ends every session this recorder has written to and not ended, with `reason`

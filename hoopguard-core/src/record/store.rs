@@ -45,6 +45,9 @@ pub(super) struct Head {
     pub(super) first: u32,
     #[serde(default)]
     pub(super) ended: bool,
+    /// Ended by revocation: stays so, whatever is appended after.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) revoked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) trim: Option<Trim>,
 }
@@ -57,6 +60,7 @@ impl Head {
             segment: 1,
             first: 1,
             ended: false,
+            revoked: false,
             trim: None,
         }
     }
@@ -314,6 +318,11 @@ pub(super) fn read(dir: &Path, session: &str) -> Result<Vec<Event>, RecordError>
     Ok(out)
 }
 
+/// Whether an event is a session's revocation: an `end` whose reason is `revoked`.
+fn is_revocation(kind: &str, data: &Value) -> bool {
+    kind == "end" && data.get("reason").and_then(Value::as_str) == Some("revoked")
+}
+
 /// Cuts a torn last line (no newline, left by a crash) off a session's last segment, and makes
 /// the head agree with the last complete line when a crash left it one event behind.
 fn recover(dir: &Path, session: &str) -> Result<(), RecordError> {
@@ -333,7 +342,7 @@ fn recover(dir: &Path, session: &str) -> Result<(), RecordError> {
     };
     let mut reader = BufReader::new(&file);
     let mut good_len = 0u64;
-    let mut last: Option<(u64, String, bool)> = None;
+    let mut last: Option<(u64, String, bool, bool)> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -347,7 +356,12 @@ fn recover(dir: &Path, session: &str) -> Result<(), RecordError> {
             return Ok(());
         };
         good_len += n as u64;
-        last = Some((ev.seq, line_hash(body), ev.kind == "end"));
+        last = Some((
+            ev.seq,
+            line_hash(body),
+            ev.kind == "end",
+            is_revocation(&ev.kind, &ev.data),
+        ));
     }
     let len = file.metadata().map_err(io(&path))?.len();
     if len != good_len {
@@ -359,7 +373,7 @@ fn recover(dir: &Path, session: &str) -> Result<(), RecordError> {
     // A crash between writing a line and writing the head leaves the head exactly one event
     // behind; only that is repaired. Anything else is left for `verify` to report, so lines
     // appended by hand are not blessed by a restart.
-    if let Some((seq, hash, ended)) = last {
+    if let Some((seq, hash, ended, revoked)) = last {
         let one_behind = match &head {
             Some(h) => h.seq + 1 == seq,
             None => seq == 1,
@@ -370,6 +384,7 @@ fn recover(dir: &Path, session: &str) -> Result<(), RecordError> {
             h.hash = hash;
             h.segment = last_segment;
             h.ended = ended;
+            h.revoked |= revoked;
             write_head(dir, session, &h)?;
         }
     }
@@ -460,6 +475,7 @@ impl Store for JsonlStore {
         check_id(session)?;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let slot = self.slot(&mut open, session)?;
+        let revoking = is_revocation(kind, &data);
         let event = Event {
             seq: slot.head.seq + 1,
             at: now_ms(),
@@ -494,6 +510,7 @@ impl Store for JsonlStore {
         slot.head.seq = event.seq;
         slot.head.hash = line_hash(&line[..line.len() - 1]);
         slot.head.ended = kind == "end";
+        slot.head.revoked |= revoking;
         self.write_head(slot, session)?;
         Ok(event)
     }
@@ -520,6 +537,7 @@ impl Store for JsonlStore {
         Some(SessionState {
             events: head.seq,
             ended: head.ended,
+            revoked: head.revoked,
         })
     }
 

@@ -478,7 +478,8 @@ fn the_index_finds_sessions_by_subject_time_action_and_decision() {
         rec.state("b1"),
         Some(SessionState {
             events: 5,
-            ended: false
+            ended: false,
+            revoked: false,
         })
     );
     // With the index deleted, a search rebuilds it from the recordings.
@@ -518,4 +519,30 @@ fn bodies_are_recorded_masked_and_capped_or_not_at_all() {
     let v = rec.mask_value(&json!({"password": "hunter2hunter2", "n": 1}));
     assert!(!v.to_string().contains("hunter2"), "{v}");
     assert_eq!(v["n"], 1);
+}
+
+#[test]
+fn a_revoked_session_stays_revoked_across_appends_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::open(dir.path(), Durability::EveryEvent).unwrap();
+    assert!(matches!(
+        rec.revoke("nope", "sam", "x"),
+        Err(RecordError::NotFound(_))
+    ));
+    rec.append("s1", "start", json!({"subject": "alice"}))
+        .unwrap();
+    assert!(rec.revoke("s1", "sam", "leaked token").unwrap());
+    assert!(!rec.revoke("s1", "sam", "again").unwrap(), "once");
+    let st = rec.state("s1").unwrap();
+    assert!(st.ended && st.revoked);
+    // Something appended after (a shutdown end, say) does not lift it, nor does a reopen.
+    rec.append("s1", "end", json!({"reason": "gateway shutdown"}))
+        .unwrap();
+    drop(rec);
+    let rec = Recorder::open(dir.path(), Durability::EveryEvent).unwrap();
+    assert!(rec.state("s1").unwrap().revoked);
+    assert_eq!(verify(dir.path(), "s1").unwrap(), 3);
+    let events = read_session(dir.path(), "s1").unwrap();
+    assert_eq!(events[1].data["by"], "sam");
+    assert_eq!(events[1].data["why"], "leaked token");
 }
