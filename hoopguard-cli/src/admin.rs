@@ -317,7 +317,8 @@ fn refuse_unless_reader(s: &AdminState, who: &Identity) -> Option<Response> {
     }
 }
 
-/// Runs `f` on the recordings directory for an approver or auditor, off the async workers.
+/// Runs `f` on the recordings directory for an approver or auditor, off the async workers; the
+/// recording errors become answers (404, 400, 503).
 async fn read<T: Send + 'static>(
     s: &AdminState,
     who: &Identity,
@@ -458,6 +459,7 @@ async fn revoke_session(
     Path(id): Path<String>,
     body: Option<Json<VoteBody>>,
 ) -> Response {
+    // Who may, before what they sent (`read` checks again; it is a lookup).
     if let Some(r) = refuse_unless_reader(&s, &who) {
         return r;
     }
@@ -473,30 +475,16 @@ async fn revoke_session(
     };
     let rec = s.recorder.clone();
     let (id2, by) = (id.clone(), who.subject.clone());
-    let done = tokio::task::spawn_blocking(move || rec.revoke(&id2, &by, &reason)).await;
-    match done {
-        Ok(Ok(true)) => {
+    match read(&s, &who, move |_| rec.revoke(&id2, &by, &reason)).await {
+        Ok(true) => {
             tracing::info!(session = %id, by = %who.subject, "revoked a session");
             Json(json!({"session": id, "revoked": true})).into_response()
         }
-        Ok(Ok(false)) => error(
+        Ok(false) => error(
             StatusCode::CONFLICT,
             "already_revoked",
             format!("session `{id}` was revoked already"),
         ),
-        Ok(Err(RecordError::NotFound(_))) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no recording of session `{id}`"),
-        ),
-        Ok(Err(e @ RecordError::BadSessionId(_))) => {
-            error(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
-        }
-        Ok(Err(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        Err(r) => *r,
     }
 }

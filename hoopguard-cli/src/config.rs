@@ -161,6 +161,23 @@ impl McpConfig {
     }
 }
 
+/// Configuration text as a TOML table with its `${VARS}` substituted (`env` looks them up).
+fn table(
+    text: &str,
+    source_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<toml::Table, ConfigError> {
+    let err = |key: String, message: String| ConfigError {
+        source_name: source_name.to_string(),
+        key,
+        message,
+    };
+    let mut value: toml::Table = toml::from_str(text)
+        .map_err(|e| err(String::new(), format!("not valid TOML: {}", e.message())))?;
+    substitute_table(&mut value, "", env).map_err(|(k, m)| err(k, m))?;
+    Ok(value)
+}
+
 /// `[record]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -716,10 +733,7 @@ impl Config {
         };
         let text = std::fs::read_to_string(p)
             .map_err(|e| err(String::new(), format!("cannot read: {e}")))?;
-        let mut value: toml::Table = toml::from_str(&text)
-            .map_err(|e| err(String::new(), format!("not valid TOML: {}", e.message())))?;
-        substitute_table(&mut value, "", &|name| std::env::var(name).ok())
-            .map_err(|(k, m)| err(k, m))?;
+        let mut value = table(&text, &source_name, &|name| std::env::var(name).ok())?;
         let Some(mask) = value.remove("mask") else {
             return Ok(MaskConfig::default());
         };
@@ -744,9 +758,7 @@ impl Config {
             key,
             message,
         };
-        let mut value: toml::Table = toml::from_str(text)
-            .map_err(|e| err(String::new(), format!("not valid TOML: {}", e.message())))?;
-        substitute_table(&mut value, "", env).map_err(|(k, m)| err(k, m))?;
+        let value = table(text, source_name, env)?;
         let cfg: Config =
             serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
                 // The path names the offending key itself, unknown keys included.

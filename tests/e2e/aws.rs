@@ -702,16 +702,7 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     assert_eq!(body["SecretString"], "[MASKED:json-field]", "{body}");
 
     // The same reads on the admin API, for approvers and auditors only.
-    let bearer = |file: &Path| format!("Bearer {}", std::fs::read_to_string(file).unwrap().trim());
-    let admin = |who: &Path, path: &str| {
-        let resp = blocking_client()
-            .get(gw.url(gw.admin, path))
-            .header("authorization", bearer(who))
-            .send()
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json::<serde_json::Value>().unwrap())
-    };
+    let admin = |who: &Path, path: &str| gw.admin(who, path, None);
     let auditor = gw.dev_token("sam", "security", None);
     let (status, body) = admin(&token, "/v1/sessions");
     assert_eq!(status, 403, "{body}");

@@ -165,20 +165,8 @@ fn a_revoked_aws_session_is_refused_from_then_on() {
         "{before}"
     );
     let admin = |who: &std::path::Path, path: &str, body: Option<&str>| {
-        let token = std::fs::read_to_string(who).unwrap();
-        let mut req = match body {
-            Some(b) => blocking_client()
-                .post(gw.url(gw.admin, path))
-                .header("content-type", "application/json")
-                .body(b.to_string()),
-            None => blocking_client().get(gw.url(gw.admin, path)),
-        };
-        req = req.bearer_auth(token.trim());
-        let resp = req.send().unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json::<serde_json::Value>().unwrap(),
-        )
+        let body = body.map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap());
+        gw.admin(who, path, body.as_ref())
     };
     let (status, found) = admin(&sam, "/v1/sessions?subject=alice", None);
     assert_eq!(status, 200, "{found}");

@@ -378,6 +378,24 @@ impl Gateway {
         path
     }
 
+    /// The admin API as the holder of the token in `token_file`: `GET path`, or `POST path` with
+    /// the JSON `body`; the status and the JSON answer.
+    pub fn admin(
+        &self,
+        token_file: &Path,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let token = std::fs::read_to_string(token_file).unwrap();
+        let url = self.url(self.admin, path);
+        let req = match body {
+            Some(b) => reqwest::blocking_client().post(url).json(b),
+            None => reqwest::blocking_client().get(url),
+        };
+        let resp = req.bearer_auth(token.trim()).send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap())
+    }
+
     /// `hoopguard approvals approve ID` as the approver whose token file is `approver`; panics
     /// unless it succeeds; returns what it printed.
     pub fn approve(&self, approver: &Path, id: &str) -> String {

@@ -242,39 +242,40 @@ fn field_anchors(names: &[String]) -> Vec<(String, Vec<(usize, usize)>)> {
         }
         out
     };
+    let words: Vec<Vec<(usize, String)>> = names.iter().map(|n| words(n)).collect();
     let mut left: Vec<usize> = (0..names.len()).collect();
     let mut out: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
     while !left.is_empty() {
         // The word covering most of the names left; then the longest; then the first by order.
-        let mut best: Option<(usize, usize, String)> = None;
+        let mut best: Option<(usize, &str)> = None;
         for &i in &left {
-            for (_, w) in words(&names[i]) {
+            for (_, w) in &words[i] {
                 let covers = left
                     .iter()
-                    .filter(|&&k| words(&names[k]).iter().any(|(_, x)| *x == w))
+                    .filter(|&&k| words[k].iter().any(|(_, x)| x == w))
                     .count();
-                let better = match &best {
+                let better = match best {
                     None => true,
-                    Some((c, l, b)) => {
-                        (covers, w.len(), std::cmp::Reverse(&w)) > (*c, *l, std::cmp::Reverse(b))
+                    Some((c, b)) => {
+                        (covers, w.len(), std::cmp::Reverse(w.as_str()))
+                            > (c, b.len(), std::cmp::Reverse(b))
                     }
                 };
                 if better {
-                    best = Some((covers, w.len(), w));
+                    best = Some((covers, w));
                 }
             }
         }
-        let Some((_, _, word)) = best else { break };
+        let Some((_, word)) = best else { break };
+        let word = word.to_string();
         let mut hits = Vec::new();
-        left.retain(
-            |&k| match words(&names[k]).into_iter().find(|(_, x)| *x == word) {
-                Some((off, _)) => {
-                    hits.push((k, off));
-                    false
-                }
-                None => true,
-            },
-        );
+        left.retain(|&k| match words[k].iter().find(|(_, x)| *x == word) {
+            Some(&(off, _)) => {
+                hits.push((k, off));
+                false
+            }
+            None => true,
+        });
         out.push((word, hits));
     }
     // Where one anchor is a prefix of another, the longer one also reports the shorter one's

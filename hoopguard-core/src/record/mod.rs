@@ -173,7 +173,7 @@ enum IndexOp {
 /// Appends events to session recordings, keeps the index current, and masks bodies.
 pub struct Recorder {
     store: Arc<dyn Store>,
-    index: Option<Mutex<mpsc::Sender<IndexOp>>>,
+    index: Option<mpsc::Sender<IndexOp>>,
     best_effort: bool,
     masker: Option<Arc<Engine>>,
     body_cap: usize,
@@ -307,7 +307,7 @@ impl Recorder {
             .name("hoopguard-record-index".into())
             .spawn(move || index_writer(index, rx))
             .map_err(|e| RecordError::Index(format!("cannot start the index writer: {e}")))?;
-        self.index = Some(Mutex::new(tx));
+        self.index = Some(tx);
         Ok(self)
     }
 
@@ -338,7 +338,7 @@ impl Recorder {
 
     fn to_index(&self, op: IndexOp) {
         if let Some(tx) = &self.index {
-            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(op);
+            let _ = tx.send(op);
         }
     }
 
@@ -478,10 +478,23 @@ impl Recorder {
             .trim_start()
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded");
-        let (masked, _) = if form {
-            engine.mask_form(body)
+        let masked = if form {
+            engine.mask_form(body).0
         } else {
-            engine.mask(body)
+            // Streamed, and only as far as the cap needs: what a stream emits is what masking
+            // the whole body gives, so a large body is not masked to the end to keep its start.
+            let mut stream = engine.stream();
+            let mut out = Vec::new();
+            let mut fed = 0;
+            while out.len() < self.body_cap && fed < body.len() {
+                let n = (body.len() - fed).min(64 * 1024);
+                stream.push(&body[fed..fed + n], &mut out);
+                fed += n;
+            }
+            if fed == body.len() {
+                stream.finish(&mut out);
+            }
+            out
         };
         let kept = &masked[..masked.len().min(self.body_cap)];
         let text = match std::str::from_utf8(kept) {

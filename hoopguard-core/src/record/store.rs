@@ -529,16 +529,16 @@ impl Store for JsonlStore {
 
     fn state(&self, session: &str) -> Option<SessionState> {
         check_id(session).ok()?;
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let head = match open.get(session) {
-            Some(slot) => slot.head.clone(),
-            None => read_head(&self.dir, session).ok()?,
-        };
-        Some(SessionState {
+        let of = |head: &Head| SessionState {
             events: head.seq,
             ended: head.ended,
             revoked: head.revoked,
-        })
+        };
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        match open.get(session) {
+            Some(slot) => Some(of(&slot.head)),
+            None => read_head(&self.dir, session).ok().map(|h| of(&h)),
+        }
     }
 
     fn open_sessions(&self) -> Vec<String> {

@@ -508,6 +508,18 @@ fn bodies_are_recorded_masked_and_capped_or_not_at_all() {
     assert!(!kept.contains("wJalr") && kept.len() <= 30, "{kept}");
     assert!(kept.starts_with(r#"{"SecretAccessKey":"[MASKED"#), "{kept}");
     assert_eq!(rec.mask_body(b"\x00\x01\x02binary", ""), None);
+    // A body far past the cap: its start is masked as whole-body masking would mask it.
+    let big: String = (0..20_000)
+        .map(|i| format!(r#"{{"i":{i},"SecretAccessKey":"{secret}"}},"#))
+        .collect();
+    let whole = String::from_utf8(engine.mask(big.as_bytes()).0).unwrap();
+    let capped = Recorder::new(rec.store().clone())
+        .with_masker(engine.clone(), 100_000)
+        .mask_body(big.as_bytes(), "application/json")
+        .unwrap();
+    assert!(big.len() > 1_000_000 && capped.len() == 100_000);
+    assert_eq!(capped, whole[..100_000]);
+    assert!(!capped.contains("wJalr"));
     let rec = Recorder::new(rec.store().clone()).with_masker(engine, 1024);
     let form = rec
         .mask_body(
