@@ -3,13 +3,19 @@
 public botocore service models (Apache-2.0; see NOTICE).
 
 For every service in the installed botocore (the newest API version of each), one header line
-    @<signing name> <protocol> <endpoint prefix> <json target prefix or ->
-followed by one line per operation:
-    <Operation>                          (query, ec2, json, rpc-v2-cbor: named by the request)
-    <Operation> <METHOD> <requestUri>    (rest-json, rest-xml: found by method and URI template)
-The protocol is the first of the model's `protocols` botocore itself would pick.
+    @<signing name> <protocols, comma-separated> <endpoint prefix> <json/cbor target prefix or ->
+(the protocols are the model's `protocols` list that hoopguard reads: a service that speaks
+several accepts each of them; the request's own markers say which one it uses), followed by one
+line per operation:
+    <Operation> [d]                                   (query, ec2, json, rpc-v2-cbor)
+    <Operation> <METHOD> <requestUri> [q=..] [h=..] [d]   (rest-json, rest-xml)
+where `q=` lists the operation's query-string members (`+` marks a list, which may be repeated,
+`*` a required one), `h=` its
+required header members, and `d` marks a deprecated operation (used only to settle ties with
+its replacement on the same route). Operations served only by another host (S3's
+ListDirectoryBuckets, at the S3 Express control endpoint) are left out.
 
-Usage: scripts/gen-aws-routes.py [BOTOCORE_DATA_DIR]   (default: the installed botocore's)
+Usage: scripts/gen-aws-routes.py [BOTOCORE_DATA_DIR] > hoopguard-core/src/aws/routes.txt
 Run it with the test venv (target/peers/venv/bin/python) after changing the pinned botocore.
 """
 import gzip
@@ -18,6 +24,52 @@ import os
 import sys
 
 SUPPORTED = ["smithy-rpc-v2-cbor", "json", "rest-json", "rest-xml", "query", "ec2"]
+
+
+def load(path):
+    versions = sorted(v for v in os.listdir(path) if os.path.isdir(os.path.join(path, v)))
+    for v in reversed(versions):
+        for name in ("service-2.json.gz", "service-2.json"):
+            f = os.path.join(path, v, name)
+            if os.path.exists(f):
+                opener = gzip.open if f.endswith(".gz") else open
+                with opener(f, "rt") as fh:
+                    return json.load(fh)
+    return None
+
+
+# Operations served only by another host than the one hoopguard sends their signing name's calls
+# to: S3's ListDirectoryBuckets goes to the S3 Express control endpoint (and shares `GET /` with
+# ListBuckets).
+OTHER_HOST = {("s3", "ListDirectoryBuckets")}
+
+
+def other_host(endpoint, name):
+    return (endpoint, name) in OTHER_HOST
+
+
+def members(model, op):
+    """(query members with required flags, required header names) of a REST operation."""
+    shape_name = (op.get("input") or {}).get("shape")
+    if not shape_name:
+        return [], []
+    shape = model["shapes"][shape_name]
+    required = set(shape.get("required", []))
+    query, headers = [], []
+    for name, m in sorted(shape.get("members", {}).items()):
+        where = m.get("location")
+        wire = m.get("locationName", name)
+        if where == "querystring":
+            target = model["shapes"][m["shape"]]
+            if target.get("type") == "map":
+                # A map of free-form query parameters: any name may be sent.
+                query.append("*any*")
+                continue
+            flag = "+" if target.get("type") == "list" else ""
+            query.append(wire + flag + ("*" if name in required else ""))
+        elif where == "header" and name in required:
+            headers.append(wire.lower())
+    return query, headers
 
 
 def main():
@@ -37,36 +89,35 @@ def main():
         path = os.path.join(data, service)
         if not os.path.isdir(path):
             continue
-        versions = sorted(v for v in os.listdir(path) if os.path.isdir(os.path.join(path, v)))
-        model = None
-        for v in reversed(versions):
-            for name in ("service-2.json.gz", "service-2.json"):
-                f = os.path.join(path, v, name)
-                if os.path.exists(f):
-                    opener = gzip.open if f.endswith(".gz") else open
-                    with opener(f, "rt") as fh:
-                        model = json.load(fh)
-                    break
-            if model:
-                break
+        model = load(path)
         if not model:
             continue
         meta = model["metadata"]
-        protocols = meta.get("protocols") or [meta["protocol"]]
-        protocol = next((p for p in protocols if p in SUPPORTED), None)
-        if protocol is None:
+        protocols = [p for p in (meta.get("protocols") or [meta["protocol"]]) if p in SUPPORTED]
+        if not protocols:
             continue
         prefix = meta["endpointPrefix"]
         signing = meta.get("signingName", prefix)
         target = meta.get("targetPrefix", "-")
-        out.append("@%s %s %s %s" % (signing, protocol.replace("smithy-", ""), prefix, target))
+        names = ",".join(p.replace("smithy-", "") for p in protocols)
+        out.append("@%s %s %s %s" % (signing, names, prefix, target))
+        rest = any(p.startswith("rest-") for p in protocols)
         for op_name in sorted(model["operations"]):
             op = model["operations"][op_name]
-            if protocol.startswith("rest-"):
+            if other_host(prefix, op_name):
+                continue
+            line = op_name
+            if rest:
                 http = op["http"]
-                out.append("%s %s %s" % (op_name, http["method"], http["requestUri"]))
-            else:
-                out.append(op_name)
+                line += " %s %s" % (http["method"], http["requestUri"])
+                query, headers = members(model, op)
+                if query:
+                    line += " q=" + ",".join(query)
+                if headers:
+                    line += " h=" + ",".join(headers)
+            if op.get("deprecated"):
+                line += " d"
+            out.append(line)
     sys.stdout.write("\n".join(out) + "\n")
 
 

@@ -24,7 +24,8 @@ SERVICES = {
     # ec2
     "ec2": 120,
     # json
-    "dynamodb": None, "secretsmanager": None, "ssm": 60, "kms": None,
+    "dynamodb": None, "dynamodbstreams": None, "secretsmanager": None, "ssm": 60, "kms": None,
+    "sqs": None,
     # rest-json
     "lambda": None, "eks": None,
     # rest-xml
@@ -111,10 +112,10 @@ def main():
                 continue  # an unsigned operation (AssumeRoleWithWebIdentity): never a pseudo-credential call
             scope = auth.split("Credential=")[1].split(",")[0].split("/")
             headers = {}
-            for h in ("X-Amz-Target", "Content-Type", "x-amz-copy-source", "smithy-protocol"):
-                v = r.headers.get(h)
-                if v is not None:
-                    headers[h.lower()] = v.decode() if isinstance(v, bytes) else v
+            for h, v in r.headers.items():
+                if h.lower() in ("authorization", "x-amz-date", "user-agent") or h.lower().startswith("amz-sdk-"):
+                    continue
+                headers[h.lower()] = v.decode() if isinstance(v, bytes) else v
             body = r.body or b""
             if hasattr(body, "read"):
                 body = body.read()

@@ -9,7 +9,7 @@
 //! | `GET /v1/approvals/{id}` | one approval |
 //! | `POST /v1/approvals/{id}/approve` `{"reason": "…"}` | an approver's yes |
 //! | `POST /v1/approvals/{id}/deny` `{"reason": "…"}` | an approver's no (reason required) |
-//! | `POST /v1/authorize` `{"call": {…}, "body_sha256": "…"}` | decide a call for the caller (a `once` grant is used by it) |
+//! | `POST /v1/authorize` `{"call": {…}, "binding": "…", "details": {…}}` | decide a call for the caller (a `once` grant is used by it; `binding` — `body_sha256` is its older name — binds the grant to the exact request, `details` is what approvers see, masked) |
 //! | `GET /v1/sessions?subject=&since=&action=&decision=&limit=` | recorded sessions (approvers and auditors only) |
 //! | `GET /v1/sessions/{id}` | one session's events |
 //! | `GET /v1/sessions/{id}/verify` | checks its hash chain: `{"ok": false, "event": N, "problem": "…"}` when broken |
@@ -252,6 +252,12 @@ struct AuthorizeBody {
     call: Value,
     #[serde(default)]
     body_sha256: Option<String>,
+    /// What binds a `once` grant beyond the call (a digest of the exact request).
+    #[serde(default)]
+    binding: Option<String>,
+    /// What the approver is shown (masked before it is stored).
+    #[serde(default)]
+    details: Option<serde_json::Value>,
 }
 
 /// `POST /v1/authorize`: the decision for the authenticated caller, with approvals.
@@ -277,10 +283,11 @@ async fn authorize(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("call: {e}")),
     };
-    let verdict = s
-        .guard
-        .authorize(&who, &call, body.body_sha256.as_deref())
-        .await;
+    let asked = hoopguard_core::approvals::Asked {
+        binding: body.binding.or(body.body_sha256),
+        details: body.details.unwrap_or_default(),
+    };
+    let verdict = s.guard.authorize(&who, &call, Some(&asked)).await;
     match &verdict {
         Verdict::Allow { rule, approval_id } => Json(json!({
             "decision": "allow", "rule": rule, "approval_id": approval_id,

@@ -22,13 +22,16 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hoopguard_core::approvals::Asked;
+use hoopguard_core::aws::binding::{Binding, Body as BindingBody, shown_headers};
 use hoopguard_core::aws::broker::Broker;
 use hoopguard_core::aws::chunked::{Dechunker, Framing};
-use hoopguard_core::aws::classify::{Classified, Parts, classify};
+use hoopguard_core::aws::classify::{Classified, ClassifyError, Parts, classify, endpoint_of};
 use hoopguard_core::aws::resign::{
     Payload as Signed, forward_headers, sign as resign, upstream_base,
 };
-use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, SigError, Verified, verify_request};
+use hoopguard_core::aws::routes::Protocol;
+use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, SigError, Verified, check_head};
 use hoopguard_core::identity::{Identity, Verifier};
 use hoopguard_core::policy::{ApprovalSpec, AwsAction, Call, GrantKind};
 use hoopguard_core::record::Recorder;
@@ -37,7 +40,7 @@ use hoopguard_tower::mask::MaskLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
 use hoopguard_tower::record::Origin;
 use hoopguard_tower::record::{RecordLayer, RecordTarget};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::upstream::{self, BoxBody, BoxError, Client};
 
@@ -57,6 +60,10 @@ pub(crate) struct AwsSetup {
     pub(crate) unclassified_approvers: Vec<String>,
     /// Hosts whose subdomains are S3 buckets.
     pub(crate) s3_virtual_host_suffixes: Vec<String>,
+    /// `aws.max_buffered`.
+    pub(crate) max_buffered: usize,
+    /// `aws.body_read_timeout`.
+    pub(crate) body_read_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -71,6 +78,9 @@ struct AwsState {
     client: Client,
     unclassified: Option<Arc<ApprovalSpec>>,
     vhost_suffixes: Arc<Vec<String>>,
+    /// Bytes of request bodies that may be held at once (`aws.max_buffered`).
+    budget: Arc<tokio::sync::Semaphore>,
+    body_read_timeout: Duration,
 }
 
 /// The AWS listener's routes.
@@ -85,6 +95,10 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         max_body: setup.max_body,
         client: setup.client,
         vhost_suffixes: Arc::new(setup.s3_virtual_host_suffixes),
+        budget: Arc::new(tokio::sync::Semaphore::new(
+            setup.max_buffered.min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
+        body_read_timeout: setup.body_read_timeout,
         unclassified: (!setup.unclassified_approvers.is_empty()).then(|| {
             Arc::new(ApprovalSpec {
                 rule: "aws-unclassified".into(),
@@ -178,21 +192,20 @@ fn raw_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// How the caller's protocol wants its errors.
+/// How the caller's protocol wants its errors.
 enum ErrorFormat {
     Json,
     S3Xml,
     QueryXml,
 }
 
-fn error_format(headers: &HeaderMap, query: &str) -> ErrorFormat {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+/// The error format for a request: JSON for JSON-protocol requests, S3's XML for S3 (once the
+/// signature's scope is known), the query protocols' XML otherwise.
+fn error_format(headers: &HeaderMap, service: Option<&str>) -> ErrorFormat {
+    let ctype = header(headers, "content-type").unwrap_or("");
     if headers.contains_key("x-amz-target") || ctype.contains("json") {
         return ErrorFormat::Json;
     }
-    let service = scope_service(headers).or_else(|| presigned_service(query));
     if service == Some("s3") {
         ErrorFormat::S3Xml
     } else {
@@ -238,10 +251,11 @@ fn aws_error(format: &ErrorFormat, status: StatusCode, code: &str, message: &str
     resp
 }
 
-/// One configured AWS connection: its broker and where its calls go.
+/// One configured AWS connection: its broker, where its calls go, the account it reaches.
 pub(crate) struct Connection {
     pub(crate) broker: Broker,
     pub(crate) endpoint: Option<String>,
+    pub(crate) account: Option<String>,
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -249,8 +263,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// An S3 object upload, whose body is streamed rather than buffered.
-fn is_object_upload(parts: &axum::http::request::Parts, service: Option<&str>) -> bool {
-    if service != Some("s3") || parts.method != axum::http::Method::PUT {
+fn is_object_upload(parts: &axum::http::request::Parts, service: &str) -> bool {
+    if service != "s3" || parts.method != axum::http::Method::PUT {
         return false;
     }
     if parts.headers.contains_key("x-amz-copy-source") {
@@ -265,16 +279,6 @@ fn is_object_upload(parts: &axum::http::request::Parts, service: Option<&str>) -
         k.is_empty() || k == "partNumber" || k == "uploadId" || k == "x-id"
     });
     has_key && query_ok
-}
-
-/// The service named in the caller's credential scope, before verification (to pick how the
-/// body is read; verification checks it).
-fn scope_service(headers: &HeaderMap) -> Option<&str> {
-    header(headers, "authorization")?
-        .split("Credential=")
-        .nth(1)?
-        .split('/')
-        .nth(3)
 }
 
 /// The bucket of a virtual-host S3 request: the `Host` is `BUCKET.SUFFIX[:port]` for one of
@@ -309,14 +313,6 @@ fn virtual_host_bucket<'a>(
     })
 }
 
-/// The service of a presigned URL's credential scope (`X-Amz-Credential=KEY%2FDATE%2FREGION%2FSERVICE…`).
-fn presigned_service(query: &str) -> Option<&str> {
-    let cred = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))?;
-    cred.split("%2F").nth(3)
-}
-
 /// How the payload of a call reaches upstream.
 enum Payload {
     /// Buffered, inspected, forwarded as is; with its hex SHA-256 (hashed once: it serves the
@@ -330,21 +326,118 @@ enum Payload {
     Chunked(Body, Framing),
 }
 
+/// A buffered body and the share of `aws.max_buffered` it holds until the call is done.
+struct Buffered {
+    bytes: Bytes,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Reads a body that decides what the call does, within `aws.max_policy_body`, the memory
+/// budget shared by all calls, and `aws.body_read_timeout`.
+async fn read_body(
+    state: &AwsState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Buffered, (StatusCode, &'static str, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!(
+                "the request body is larger than hoopguard inspects ({} bytes, `aws.max_policy_body`)",
+                state.max_body
+            ),
+        )
+    };
+    let declared: Option<usize> = header(headers, "content-length").and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > state.max_body) {
+        return Err(too_large());
+    }
+    let want = declared.unwrap_or(state.max_body).min(state.max_body);
+    let permit = if want == 0 {
+        None
+    } else {
+        let n = u32::try_from(want).unwrap_or(u32::MAX);
+        Some(state.budget.clone().try_acquire_many_owned(n).map_err(|_| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "hoopguard holds as many request bodies as it may at once (`aws.max_buffered`); retry shortly".to_string(),
+            )
+        })?)
+    };
+    match tokio::time::timeout(
+        state.body_read_timeout,
+        axum::body::to_bytes(body, state.max_body),
+    )
+    .await
+    {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!(
+                "the request body did not arrive within {} (`aws.body_read_timeout`)",
+                humantime::format_duration(state.body_read_timeout)
+            ),
+        )),
+        Ok(Err(_)) => Err(too_large()),
+        Ok(Ok(bytes)) => Ok(Buffered {
+            bytes,
+            _permit: permit,
+        }),
+    }
+}
+
+/// The request's headers as name/value pairs (names are lower case in `http`).
+fn pairs(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect()
+}
+
 async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let format = error_format(&parts.headers, parts.uri.query().unwrap_or(""));
-    let refuse = |status, code: &str, msg: &str| aws_error(&format, status, code, msg);
+    let mut format = error_format(&parts.headers, None);
     if ["x-forwarded-host", "forwarded", "x-forwarded-server"]
         .iter()
         .any(|h| parts.headers.contains_key(*h))
     {
-        return refuse(
+        return aws_error(
+            &format,
             StatusCode::BAD_REQUEST,
             "InvalidRequest",
             "hoopguard does not accept Forwarded/X-Forwarded-* headers: the AWS endpoint is chosen by the connection, never by the request",
         );
     }
-    let declared = header(&parts.headers, "x-amz-content-sha256").map(str::to_string);
+    let headers = pairs(&parts.headers);
+    let raw_query = parts.uri.query().unwrap_or("");
+    let sig_req = hoopguard_core::aws::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: raw_query,
+        headers: &headers,
+        body_sha256: None,
+    };
+    // Who is calling, from the head alone: a caller with unknown keys, an expired session or a
+    // skewed clock is refused before a byte of its body is read.
+    let head = match check_head(&state.minter, &sig_req, SystemTime::now()) {
+        Ok(h) => h,
+        Err(e) => return refuse_signature(&format, &e),
+    };
+    format = error_format(&parts.headers, Some(&head.service));
+    let refuse = |status, code: &str, msg: &str| aws_error(&format, status, code, msg);
+    // A revoked credential session is over, whatever its credentials say.
+    let session = format!("aws-{}", head.session.sid);
+    if state.recorder.state(&session).is_some_and(|s| s.revoked) {
+        tracing::info!(subject = %head.session.subject, session, "refused a call of a revoked session");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "this credential session was revoked by an operator; its calls are refused",
+        );
+    }
+    let declared = head.declared_payload().map(str::to_string);
     let framing = declared.as_deref().and_then(Framing::from_content_sha256);
     if declared
         .as_deref()
@@ -359,60 +452,28 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             ),
         );
     }
-    let streamed = declared.is_some() && is_object_upload(&parts, scope_service(&parts.headers));
+    let streamed = declared.is_some() && is_object_upload(&parts, &head.service);
     let mut body = Some(body);
     // Buffer what decides policy; leave object uploads streaming.
-    let buffered: Bytes = if streamed {
-        Bytes::new()
+    let buffered = if streamed {
+        Buffered {
+            bytes: Bytes::new(),
+            _permit: None,
+        }
     } else {
-        match axum::body::to_bytes(body.take().expect("set"), state.max_body).await {
+        match read_body(&state, &parts.headers, body.take().expect("set")).await {
             Ok(b) => b,
-            Err(_) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestEntityTooLarge",
-                    &format!(
-                        "the request body is larger than hoopguard inspects ({} bytes, `aws.max_policy_body`)",
-                        state.max_body
-                    ),
-                );
-            }
+            Err((status, code, msg)) => return refuse(status, code, &msg),
         }
     };
-    let body_hash = (!streamed).then(|| hoopguard_core::aws::sha256_hex(&buffered));
-    let headers: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let sig_req = hoopguard_core::aws::Request {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
+    let body_hash = (!streamed).then(|| hoopguard_core::aws::sha256_hex(&buffered.bytes));
+    let verified = match head.verify(&hoopguard_core::aws::Request {
         body_sha256: body_hash.as_deref(),
-    };
-    let verified = match verify_request(&state.minter, &sig_req, SystemTime::now()) {
+        ..sig_req
+    }) {
         Ok(v) => v,
-        Err(e) => {
-            tracing::info!(reason = e.aws_code(), "refused an AWS call");
-            let status = match e {
-                SigError::Unsupported(_) | SigError::Malformed(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::FORBIDDEN,
-            };
-            return refuse(status, e.aws_code(), &e.to_string());
-        }
+        Err(e) => return refuse_signature(&format, &e),
     };
-    // A revoked credential session is over, whatever its credentials say.
-    let session = format!("aws-{}", verified.session.sid);
-    if state.recorder.state(&session).is_some_and(|s| s.revoked) {
-        tracing::info!(subject = %verified.session.subject, session, "refused a call of a revoked session");
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            "this credential session was revoked by an operator; its calls are refused",
-        );
-    }
     // What the body is, now that the signature over its declared hash holds.
     let payload = match (streamed, framing, declared.as_deref()) {
         (true, Some(f), _) => Payload::Chunked(body.take().expect("set"), f),
@@ -421,7 +482,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         (false, Some(f), _) => {
             // A small framed body: de-frame it whole, so it can be inspected.
             let mut d = Dechunker::new(f, Some(verified.chunk_seed()), None);
-            let decoded = d.push(&buffered).and_then(|out| {
+            let decoded = d.push(&buffered.bytes).and_then(|out| {
                 d.finish()?;
                 Ok(out.concat())
             });
@@ -448,14 +509,19 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
                 "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with",
             );
         }
-        _ => Payload::Buffered(buffered, body_hash.unwrap_or_default()),
+        _ => Payload::Buffered(buffered.bytes.clone(), body_hash.unwrap_or_default()),
     };
-    // A presigned URL's signature is the caller's: it neither names an operation nor goes
-    // upstream.
-    let query = parts
-        .uri
-        .query()
-        .unwrap_or("")
+    let conn_name = verified.session.connection.clone();
+    let Some(conn) = state.connections.get(&conn_name) else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("the AWS connection `{conn_name}` is no longer configured"),
+        );
+    };
+    // What will be forwarded is what is classified, bound and recorded. A presigned URL's
+    // signature is the caller's: it neither names an operation nor goes upstream.
+    let query = raw_query
         .split('&')
         .filter(|kv| {
             let signature =
@@ -470,9 +536,11 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         Some(bucket) => format!("/{bucket}{}", parts.uri.path()),
         None => parts.uri.path().to_string(),
     };
-    let inspected: &[u8] = match &payload {
-        Payload::Buffered(b, _) => b,
-        _ => &[],
+    let dechunked = matches!(payload, Payload::Chunked(..));
+    let forwarded = forward_headers(&parts.headers, dechunked);
+    let inspected: Option<&[u8]> = match &payload {
+        Payload::Buffered(b, _) => Some(b),
+        _ => None,
     };
     let who = Identity {
         subject: verified.session.subject.clone(),
@@ -481,73 +549,42 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         expires_at: std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
         claims: Default::default(),
     };
-    // The body decides what query and JSON calls do: a once-approval covers only this body.
-    let digest = match &payload {
-        Payload::Buffered(_, h) | Payload::Hashed(_, h) => Some(h.as_str()),
-        _ => None,
-    };
-    let (classified, verdict) = match classify(&Parts {
+    let forwarded_pairs = pairs(&forwarded);
+    let length = |name: &str| header(&parts.headers, name).and_then(|v| v.parse().ok());
+    let exact = Exact {
+        connection: &conn_name,
         method: parts.method.as_str(),
         path: &path,
         query: &query,
-        target: header(&parts.headers, "x-amz-target"),
-        copy_source: header(&parts.headers, "x-amz-copy-source"),
+        headers: &forwarded_pairs,
+        body: match &payload {
+            Payload::Buffered(_, h) | Payload::Hashed(_, h) => BindingBody::Sha256(h),
+            Payload::Unsigned(_) => BindingBody::Unsigned {
+                length: length("content-length"),
+            },
+            Payload::Chunked(..) => BindingBody::Unsigned {
+                length: length("x-amz-decoded-content-length"),
+            },
+        },
+        bytes: inspected.map(<[u8]>::len),
+    };
+    let classified = classify(&Parts {
+        method: parts.method.as_str(),
+        path: &path,
+        query: &query,
+        headers: &headers,
         body: inspected,
         service: &verified.service,
         region: &verified.region,
-    }) {
-        Ok(c) => {
-            let verdict = state.guard.authorize(&who, &c.call, digest).await;
-            (c, verdict)
-        }
-        Err(why) => {
-            let Some(spec) = &state.unclassified else {
-                tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "AccessDenied",
-                    &format!("hoopguard could not classify this call, so it is refused: {why}"),
-                );
-            };
-            // The operator asked for a human to judge what hoopguard cannot: the request itself
-            // (method and path) is what is approved, once, with this exact body.
-            let c = Classified {
-                operation: "unclassified".into(),
-                call: Call::Aws {
-                    actions: vec![AwsAction {
-                        action: format!(
-                            "{}:unclassified {} {}",
-                            verified.service,
-                            parts.method,
-                            parts.uri.path()
-                        ),
-                        resources: Vec::new(),
-                    }],
-                    region: Some(verified.region.clone()),
-                },
-            };
-            let reason = format!(
-                "hoopguard could not classify this call ({why}); it needs approval by {}",
-                spec.approvers.join(", ")
-            );
-            let verdict = state
-                .guard
-                .approve(&who, &c.call, spec, digest, reason)
-                .await;
-            (c, verdict)
-        }
-    };
+        account: conn.account.as_deref(),
+    });
+    let (classified, verdict) = decide(&state, &who, &verified, &exact, classified).await;
     // Record the call before answering; a call that cannot be recorded is refused.
-    let asked = Asked {
+    let asked = Recorded {
         origin: Origin::of(&parts.headers, &parts.extensions),
-        method: parts.method.as_str(),
-        path: &path,
-        query: &query,
+        exact: &exact,
         content_type: header(&parts.headers, "content-type").unwrap_or(""),
-        body: match &payload {
-            Payload::Buffered(b, _) => Some(b),
-            _ => None,
-        },
+        body: inspected,
     };
     if let Err(e) = record(
         &state.recorder,
@@ -566,8 +603,13 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     }
     match verdict {
         Verdict::Allow { .. } => {}
-        Verdict::Deny { reason, .. } => {
-            return refuse(StatusCode::FORBIDDEN, "AccessDenied", &reason);
+        Verdict::Deny { reason, rule } => {
+            // A request hoopguard cannot read unambiguously is malformed, not forbidden.
+            let (status, code) = match rule.as_deref() {
+                Some(UNREADABLE) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
+                _ => (StatusCode::FORBIDDEN, "AccessDenied"),
+            };
+            return refuse(status, code, &reason);
         }
         Verdict::Pending { approval, reason } => {
             return refuse(
@@ -587,7 +629,15 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             );
         }
     }
-    let resp = forward(&state, &parts, &path, &query, &verified, payload).await;
+    let sent = Outgoing {
+        method: &parts.method,
+        path: &path,
+        query: &query,
+        headers: forwarded,
+        endpoint: &classified.endpoint,
+        incoming: &parts.headers,
+    };
+    let resp = forward(&state, conn, sent, &verified, payload).await;
     let mut resp = match resp {
         Ok(r) => r,
         Err((status, code, msg)) => {
@@ -595,30 +645,196 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             refuse(status, code, &msg)
         }
     };
+    drop(buffered);
     // The answer is recorded (masked) by the RecordLayer when its body ends.
     resp.extensions_mut().insert(RecordTarget { session });
     resp
 }
 
+/// A refusal of the caller's signature, in the protocol's format.
+fn refuse_signature(format: &ErrorFormat, e: &SigError) -> Response {
+    tracing::info!(reason = e.aws_code(), "refused an AWS call");
+    let status = match e {
+        SigError::Unsupported(_) | SigError::Malformed(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::FORBIDDEN,
+    };
+    aws_error(format, status, e.aws_code(), &e.to_string())
+}
+
+/// The rule name of refusals of requests that cannot be read unambiguously.
+const UNREADABLE: &str = "hoopguard:unreadable-request";
+
+/// The exact request as it will reach AWS: what a `once` grant binds, what the approver sees,
+/// what is recorded.
+struct Exact<'a> {
+    connection: &'a str,
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
+    body: BindingBody<'a>,
+    bytes: Option<usize>,
+}
+
+impl Exact<'_> {
+    fn binding(&self, verified: &Verified) -> String {
+        Binding {
+            service: &verified.service,
+            region: &verified.region,
+            connection: self.connection,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            headers: self.headers,
+            body: self.body,
+        }
+        .digest()
+    }
+
+    /// The query as name → value (repeated names as lists), decoded.
+    fn query_json(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for (k, v) in hoopguard_core::aws::pct::pairs(self.query).unwrap_or_default() {
+            match out.get_mut(&k) {
+                Some(Value::Array(a)) => a.push(Value::String(v)),
+                Some(prev) => *prev = Value::Array(vec![prev.take(), Value::String(v)]),
+                None => {
+                    out.insert(k, Value::String(v));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn body_json(&self) -> Value {
+        match self.body {
+            BindingBody::Sha256(h) => json!({"sha256": h, "bytes": self.bytes}),
+            BindingBody::Unsigned { length } => json!({"streamed": true, "bytes": length}),
+        }
+    }
+
+    /// Everything the approver is shown (masked by the approvals before it is stored).
+    fn details(&self, verified: &Verified, c: &Classified) -> Value {
+        let mut d = json!({
+            "service": verified.service,
+            "region": verified.region,
+            "connection": self.connection,
+            "operation": c.operation,
+            "protocol": c.protocol.as_str(),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query_json(),
+            "params": c.params,
+            "headers": shown_headers(self.headers),
+            "body": self.body_json(),
+        });
+        if verified.service == "s3" {
+            d["bucket"] = c.params["path"]["Bucket"].clone();
+            d["key"] = c.params["path"]["Key"].clone();
+        }
+        // An approver reads this in a terminal or a browser: a body of megabytes is named, not
+        // pasted.
+        if serde_json::to_vec(&d["params"]).map_or(0, |v| v.len()) > 256 * 1024 {
+            d["params"] = json!(
+                "(over 256 KiB of parameters: too large to show; deny and ask for a smaller call)"
+            );
+        }
+        d
+    }
+}
+
+/// Classification, policy and approvals for one call.
+async fn decide(
+    state: &AwsState,
+    who: &Identity,
+    verified: &Verified,
+    exact: &Exact<'_>,
+    classified: Result<Classified, ClassifyError>,
+) -> (Classified, Verdict) {
+    let placeholder = |action: String, operation: &str| Classified {
+        operation: operation.into(),
+        protocol: Protocol::RestJson,
+        endpoint: endpoint_of(&verified.service),
+        call: Call::Aws {
+            actions: vec![AwsAction {
+                action,
+                resources: Vec::new(),
+                access: None,
+            }],
+            region: Some(verified.region.clone()),
+        },
+        params: Value::Null,
+    };
+    match classified {
+        Ok(c) => {
+            let asked = Asked {
+                binding: Some(exact.binding(verified)),
+                details: exact.details(verified, &c),
+            };
+            let verdict = state.guard.authorize(who, &c.call, Some(&asked)).await;
+            (c, verdict)
+        }
+        Err(ClassifyError::Refused(why)) => {
+            tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an AWS call hoopguard cannot read unambiguously");
+            let c = placeholder(format!("{}:unreadable", verified.service), "unreadable");
+            let verdict = Verdict::Deny {
+                rule: Some(UNREADABLE.into()),
+                reason: format!("hoopguard refuses this request: {why}"),
+            };
+            (c, verdict)
+        }
+        Err(ClassifyError::Unknown(why)) => {
+            let c = placeholder(format!("{}:unclassified", verified.service), "unclassified");
+            let Some(spec) = &state.unclassified else {
+                tracing::info!(subject = %verified.session.subject, service = %verified.service, "refused an unclassified AWS call");
+                let verdict = Verdict::Deny {
+                    rule: None,
+                    reason: format!(
+                        "hoopguard could not classify this call, so it is refused: {why}"
+                    ),
+                };
+                return (c, verdict);
+            };
+            // The operator asked for a human to judge what hoopguard cannot: the exact request
+            // is what is approved, once.
+            let reason = format!(
+                "hoopguard could not classify this call ({why}); it needs approval by {}",
+                spec.approvers.join(", ")
+            );
+            let asked = Asked {
+                binding: Some(exact.binding(verified)),
+                details: exact.details(verified, &c),
+            };
+            let verdict = state
+                .guard
+                .approve(who, &c.call, spec, Some(&asked), reason)
+                .await;
+            (c, verdict)
+        }
+    }
+}
+
 type Refusal = (StatusCode, &'static str, String);
+
+/// What goes upstream, besides the payload.
+struct Outgoing<'a> {
+    method: &'a axum::http::Method,
+    path: &'a str,
+    query: &'a str,
+    headers: HeaderMap,
+    endpoint: &'a str,
+    incoming: &'a HeaderMap,
+}
 
 /// Re-signs the call with brokered credentials and sends it upstream.
 async fn forward(
     state: &AwsState,
-    parts: &axum::http::request::Parts,
-    path: &str,
-    query: &str,
+    conn: &Connection,
+    out: Outgoing<'_>,
     verified: &Verified,
     payload: Payload,
 ) -> Result<Response, Refusal> {
     let conn_name = &verified.session.connection;
-    let conn = state.connections.get(conn_name).ok_or_else(|| {
-        (
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            format!("the AWS connection `{conn_name}` is no longer configured"),
-        )
-    })?;
     let creds = conn
         .broker
         .credentials(&verified.session)
@@ -632,49 +848,45 @@ async fn forward(
                 ),
             )
         })?;
-    let base = upstream_base(
-        &verified.service,
-        &verified.region,
-        conn.endpoint.as_deref(),
-    )
-    .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
-    let url = if query.is_empty() {
-        format!("{base}{path}")
+    let base = upstream_base(out.endpoint, &verified.region, conn.endpoint.as_deref())
+        .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
+    let url = if out.query.is_empty() {
+        format!("{base}{}", out.path)
     } else {
-        format!("{base}{path}?{query}")
+        format!("{base}{}?{}", out.path, out.query)
     };
-    let dechunked = matches!(payload, Payload::Chunked(..));
-    let mut headers = forward_headers(&parts.headers, dechunked);
+    let mut headers = out.headers;
     let length = |n: u64| HeaderValue::from(n);
     let body_error: Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let gap = state.body_read_timeout;
     let (signed, body, len): (Signed, BoxBody, Option<u64>) = match payload {
         Payload::Buffered(b, hash) => {
             let n = b.len() as u64;
             (Signed::Sha256(hash), full(b), Some(n))
         }
         Payload::Hashed(body, hash) => {
-            let n = header(&parts.headers, "content-length").and_then(|v| v.parse().ok());
+            let n = header(out.incoming, "content-length").and_then(|v| v.parse().ok());
             let check = Check::Hash(
                 aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
                 hash.clone(),
             );
             (
                 Signed::Sha256(hash),
-                checked(body, check, body_error.clone()),
+                checked(body, check, body_error.clone(), gap),
                 n,
             )
         }
         Payload::Unsigned(body) => {
-            let n = header(&parts.headers, "content-length").and_then(|v| v.parse().ok());
+            let n = header(out.incoming, "content-length").and_then(|v| v.parse().ok());
             (
                 Signed::Unsigned,
-                checked(body, Check::Pass, body_error.clone()),
+                checked(body, Check::Pass, body_error.clone(), gap),
                 n,
             )
         }
         Payload::Chunked(body, framing) => {
             let n: Option<u64> =
-                header(&parts.headers, "x-amz-decoded-content-length").and_then(|v| v.parse().ok());
+                header(out.incoming, "x-amz-decoded-content-length").and_then(|v| v.parse().ok());
             if n.is_none() {
                 return Err((
                     StatusCode::LENGTH_REQUIRED,
@@ -685,7 +897,7 @@ async fn forward(
             let d = Dechunker::new(framing, Some(verified.chunk_seed()), n);
             (
                 Signed::Unsigned,
-                checked(body, Check::Dechunk(Box::new(d)), body_error.clone()),
+                checked(body, Check::Dechunk(Box::new(d)), body_error.clone(), gap),
                 n,
             )
         }
@@ -694,7 +906,7 @@ async fn forward(
         headers.insert(header::CONTENT_LENGTH, length(n));
     }
     resign(
-        parts.method.as_str(),
+        out.method.as_str(),
         &url,
         &mut headers,
         &signed,
@@ -705,7 +917,7 @@ async fn forward(
     )
     .map_err(|e| (StatusCode::BAD_GATEWAY, "InternalFailure", e.to_string()))?;
     let mut upstream = axum::http::Request::builder()
-        .method(parts.method.clone())
+        .method(out.method.clone())
         .uri(&url)
         .body(body)
         .map_err(|e| (StatusCode::BAD_REQUEST, "InvalidRequest", e.to_string()))?;
@@ -785,9 +997,15 @@ impl Check {
     }
 }
 
-/// A streamed request body checked as it passes; a failed check ends it with an error, which
-/// aborts the upstream request (it never completes with wrong bytes).
-fn checked(body: Body, check: Check, error: Arc<std::sync::Mutex<Option<String>>>) -> BoxBody {
+/// A streamed request body checked as it passes; a failed check, or a pause longer than `gap`,
+/// ends it with an error, which aborts the upstream request (it never completes with wrong
+/// bytes).
+fn checked(
+    body: Body,
+    check: Check,
+    error: Arc<std::sync::Mutex<Option<String>>>,
+    gap: Duration,
+) -> BoxBody {
     use futures_util::StreamExt;
     use http_body_util::BodyExt;
     let stream = futures_util::stream::unfold(
@@ -800,7 +1018,16 @@ fn checked(body: Body, check: Check, error: Arc<std::sync::Mutex<Option<String>>
                     *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
                     Err::<http_body::Frame<Bytes>, BoxError>(why.into())
                 };
-                match s.next().await {
+                let Ok(next) = tokio::time::timeout(gap, s.next()).await else {
+                    return Some((
+                        fail(format!(
+                            "the upload paused for more than {} (`aws.body_read_timeout`); it was aborted",
+                            humantime::format_duration(gap)
+                        )),
+                        (s, None),
+                    ));
+                };
+                match next {
                     Some(Ok(data)) => match check.push(data) {
                         Ok(out) => Some((Ok(http_body::Frame::data(out)), (s, Some(check)))),
                         Err(why) => Some((fail(why), (s, None))),
@@ -818,25 +1045,24 @@ fn checked(body: Body, check: Check, error: Arc<std::sync::Mutex<Option<String>>
 }
 
 /// What the caller sent, for the recording.
-struct Asked<'a> {
+struct Recorded<'a> {
     origin: Origin,
-    method: &'a str,
-    path: &'a str,
-    query: &'a str,
+    exact: &'a Exact<'a>,
     content_type: &'a str,
-    /// The buffered body (streamed ones are not recorded, only their size in the answer).
-    body: Option<&'a Bytes>,
+    /// The buffered body (streamed ones are not recorded, only their size).
+    body: Option<&'a [u8]>,
 }
 
 /// One pseudo-credential session is one recording: a `start` event the first time it is seen
 /// (and again when it goes on after an `end`, e.g. after a restart), then one `call` event per
-/// call with what was asked — the request body masked and capped — and decided. No credentials
-/// or tokens are recorded. The session's end is recorded when its credentials expire.
+/// call with what was asked — the query, the headers that reach AWS and the body, all masked,
+/// the body capped — and decided. No credentials or tokens are recorded. The session's end is
+/// recorded when its credentials expire.
 fn record(
     recorder: &Arc<Recorder>,
     session: &str,
     verified: &Verified,
-    asked: &Asked<'_>,
+    asked: &Recorded<'_>,
     classified: &Classified,
     verdict: &Verdict,
 ) -> Result<(), hoopguard_core::record::RecordError> {
@@ -866,6 +1092,7 @@ fn record(
     let body = asked
         .body
         .and_then(|b| recorder.mask_body(b, asked.content_type));
+    let exact = asked.exact;
     recorder.record(
         session,
         "call",
@@ -873,17 +1100,18 @@ fn record(
             "service": verified.service,
             "region": verified.region,
             "operation": classified.operation,
-            "action": classified.call.summary(),
+            "action": recorder.mask_text(&classified.call.summary()),
             "decision": verdict.decision(),
             "rule": rule,
             "approval_id": approval_id,
-            "reason": reason,
+            "reason": reason.map(|r| recorder.mask_text(&r)),
             "request": {
-                "method": asked.method,
-                "path": asked.path,
-                "query": asked.query,
+                "method": exact.method,
+                "path": recorder.mask_text(exact.path),
+                "query": recorder.mask_value(&exact.query_json()),
+                "headers": recorder.mask_value(&shown_headers(exact.headers)),
                 "content_type": asked.content_type,
-                "bytes": asked.body.map(|b| b.len()),
+                "bytes": asked.body.map(<[u8]>::len),
                 "body": body,
             },
         }),

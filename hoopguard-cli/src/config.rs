@@ -366,8 +366,29 @@ pub struct AwsConfig {
     pub s3_virtual_host_suffixes: Vec<String>,
     /// An operation hoopguard cannot classify is refused; with approvers named here, it is sent
     /// to them for approval instead (once, for that exact request). Default: none (refused).
+    /// A request that is ambiguous (two protocols' markers, a repeated parameter) is always
+    /// refused.
     #[serde(default)]
     pub unclassified_approvers: Vec<String>,
+    /// The most request-body bytes held in memory across all calls at once; a call that would
+    /// go beyond it is refused with 503 `SlowDown` rather than wait. Default 256 MiB.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered: usize,
+    /// How long a caller may take to send a buffered body, and the longest pause inside a
+    /// streamed upload. Default `30s`.
+    #[serde(
+        default = "default_body_read_timeout",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub body_read_timeout: Duration,
+}
+
+fn default_max_buffered() -> usize {
+    256 * 1024 * 1024
+}
+
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for AwsConfig {
@@ -380,6 +401,8 @@ impl Default for AwsConfig {
             max_policy_body: default_max_body(),
             unclassified_approvers: Vec::new(),
             s3_virtual_host_suffixes: default_vhost_suffixes(),
+            max_buffered: default_max_buffered(),
+            body_read_timeout: default_body_read_timeout(),
         }
     }
 }
@@ -424,6 +447,12 @@ pub struct ConnectionConfig {
     /// `static` only: a session token, for temporary credentials.
     #[serde(default)]
     pub session_token: Option<String>,
+    /// The 12-digit AWS account this connection reaches, for the resource ARNs policies match
+    /// (`arn:aws:ec2:REGION:ACCOUNT:instance/…`). Default: the account of `role_arn`; a
+    /// `static` connection without it leaves ARNs that name an account unknown (allow rules
+    /// that name such resources then do not match; deny and approve rules do).
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// The brokers a connection can use.
@@ -506,7 +535,20 @@ impl ConnectionConfig {
         if self.region.is_empty() {
             return Err(("region", "must not be empty".into()));
         }
+        if let Some(a) = &self.account {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(("account", format!("`{a}` is not a 12-digit AWS account id")));
+            }
+        }
         Ok(())
+    }
+
+    /// The account the connection reaches: `account`, else the account of `role_arn`.
+    pub fn account(&self) -> Option<String> {
+        self.account.clone().or_else(|| {
+            let a = self.role_arn.as_deref()?.split(':').nth(4)?;
+            (a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())).then(|| a.to_string())
+        })
     }
 
     /// The core broker this connection describes.
@@ -598,6 +640,18 @@ pub struct Listeners {
 pub struct Listener {
     /// The address to bind, such as `127.0.0.1:8787`.
     pub bind: SocketAddr,
+    /// The most connections this listener holds open at once. Default: `server.max_connections`.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// The most connections one client address holds open here. Default:
+    /// `server.max_connections_per_client`.
+    #[serde(default)]
+    pub max_connections_per_client: Option<usize>,
+    /// The token audiences this listener accepts, besides the issuers' own `audiences`
+    /// settings; see the README's identity section. Default: the issuers' audiences, and for
+    /// the MCP listener its resource URI only.
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
 }
 
 /// `[identity]`.
@@ -656,14 +710,55 @@ pub struct ServerConfig {
     /// How long in-flight calls may take to finish after SIGINT/SIGTERM. Default `30s`.
     #[serde(default = "default_grace", with = "hoopguard_core::duration::serde")]
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers — and, on a kept-alive
+    /// connection, to start its next request — before the connection is closed. Default `10s`.
+    #[serde(
+        default = "default_header_read_timeout",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed (a stalled body
+    /// or answer). Default `5m`.
+    #[serde(
+        default = "default_idle_timeout",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub idle_timeout: Duration,
+    /// The most connections each listener holds open; beyond it new ones are closed at once.
+    /// Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The most connections one client address holds open on a listener. Default 256.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             shutdown_grace: default_grace(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_max_connections_per_client() -> usize {
+    256
 }
 
 fn default_grace() -> Duration {

@@ -240,6 +240,8 @@ pub async fn run_recording_into(
                 client: client.clone(),
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
                 s3_virtual_host_suffixes: cfg.aws.s3_virtual_host_suffixes.clone(),
+                max_buffered: cfg.aws.max_buffered,
+                body_read_timeout: cfg.aws.body_read_timeout,
             })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
             "mcp" => crate::mcp::router(crate::mcp::McpSetup {
@@ -426,6 +428,7 @@ async fn connections(cfg: &Config) -> HashMap<String, crate::aws::Connection> {
             crate::aws::Connection {
                 broker,
                 endpoint: c.endpoint.clone(),
+                account: c.account(),
             },
         );
     }

@@ -5,13 +5,13 @@
 //! * [`mask`]: masking secrets and personal data, whole or streaming, at GB/s.
 //! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
-//! * [`record`]: hash-chained session recordings with crash recovery (the start of issue #6).
-//! * [`aws`]: pseudo-credentials and caller SigV4 verification (the start of issue #4).
+//! * [`record`]: hash-chained session recordings with crash recovery, retention, an index and
+//!   signed digests.
+//! * [`aws`]: pseudo-credentials, caller SigV4 verification, classification from the botocore
+//!   models and the Service Authorization Reference, the approval binding, brokers, re-signing.
 //! * [`mcp`]: MCP JSON-RPC messages, server-sent events and tool pins.
+//! * [`json`]: JSON parsed the one way every reader reads it (duplicate keys refused).
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
-//!
-//! The policy, approvals, aws, mask, record and mcp engines join this crate as they land; each
-//! keeps a small public surface and a shallow module tree.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -24,6 +24,7 @@ pub mod approvals;
 pub mod aws;
 pub mod duration;
 pub mod identity;
+pub mod json;
 mod keyfile;
 pub mod mask;
 pub mod mcp;

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use hoopguard_core::approvals::{Approval, Approvals, Gate};
+use hoopguard_core::approvals::{Approval, Approvals, Asked, Gate};
 use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::{ApprovalSpec, Call, Effect, Policy};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -191,12 +191,9 @@ impl Guard {
     }
 
     /// Decides `call` by `who`; for `approve` decisions, looks for a grant or opens an approval.
-    pub async fn authorize(
-        &self,
-        who: &Identity,
-        call: &Call,
-        body_digest: Option<&str>,
-    ) -> Verdict {
+    /// `asked` binds a `once` grant to the exact request and says what the approver sees
+    /// ([`Asked`]).
+    pub async fn authorize(&self, who: &Identity, call: &Call, asked: Option<&Asked>) -> Verdict {
         let decision = self.policy.load().decide(who, call);
         let verdict = match (decision.effect, &decision.approval) {
             (Effect::Allow, _) => Verdict::Allow {
@@ -204,7 +201,7 @@ impl Guard {
                 approval_id: None,
             },
             (Effect::Approve, Some(spec)) => {
-                self.gate(who, call, spec, body_digest, decision.rule, decision.reason)
+                self.gate(who, call, spec, asked, decision.rule, decision.reason)
                     .await
             }
             _ => Verdict::Deny {
@@ -228,18 +225,11 @@ impl Guard {
         who: &Identity,
         call: &Call,
         spec: &ApprovalSpec,
-        body_digest: Option<&str>,
+        asked: Option<&Asked>,
         reason: String,
     ) -> Verdict {
         let verdict = self
-            .gate(
-                who,
-                call,
-                spec,
-                body_digest,
-                Some(spec.rule.clone()),
-                reason,
-            )
+            .gate(who, call, spec, asked, Some(spec.rule.clone()), reason)
             .await;
         self.decided(who, call, verdict)
     }
@@ -249,11 +239,11 @@ impl Guard {
         who: &Identity,
         call: &Call,
         spec: &ApprovalSpec,
-        body_digest: Option<&str>,
+        asked: Option<&Asked>,
         rule: Option<String>,
         reason: String,
     ) -> Verdict {
-        match self.approvals.gate(who, call, spec, body_digest).await {
+        match self.approvals.gate(who, call, spec, asked).await {
             Ok(Gate::Granted { approval_id }) => Verdict::Allow {
                 rule,
                 approval_id: Some(approval_id),
@@ -270,7 +260,8 @@ impl Guard {
 
     /// Logs and counts a verdict.
     fn decided(&self, who: &Identity, call: &Call, verdict: Verdict) -> Verdict {
-        tracing::info!(subject = %who.subject, call = %call.summary(), decision = verdict.decision(),
+        let summary = self.approvals.masker().mask_text(&call.summary());
+        tracing::info!(subject = %who.subject, call = %summary, decision = verdict.decision(),
             rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), _ => None },
             "decided");
         if let Some((m, listener)) = &self.metrics {

@@ -479,25 +479,19 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         out.contains("no rule allows `lambda:ListFunctions`"),
         "{out}"
     );
-    // An S3 subresource outside the hand-written S3 table is never passed as another operation: it
-    // goes to a manager (`aws.unclassified_approvers`), and once approved, that exact request
-    // goes through once.
-    let retention = ["s3api", "get-bucket-versioning", "--bucket", "team-bucket"];
-    let (_, out) = aws(&gw, &token, &retention, &[]);
+    // Every S3 operation is classified from the route table, with its IAM action and resource.
+    let (_, out) = aws(
+        &gw,
+        &token,
+        &["s3api", "get-bucket-versioning", "--bucket", "team-bucket"],
+        &[],
+    );
     assert!(
-        out.contains("(AccessDenied)")
-            && out.contains("could not classify")
-            && out.contains("is pending"),
+        out.contains("no rule allows `s3:GetBucketVersioning` on `arn:aws:s3:::team-bucket`"),
         "{out}"
     );
-    let unclassified_id = approval_id(&out);
     let manager = gw.dev_token("maria", "managers", None);
     let config = gw.config.to_str().unwrap();
-    gw.approve(&manager, &unclassified_id);
-    let (ok, out) = aws(&gw, &token, &retention, &[]);
-    assert!(ok, "{out}");
-    let (_, out) = aws(&gw, &token, &retention, &[]);
-    assert!(out.contains("is pending"), "a once grant is used up: {out}");
 
     // The risky call: refused with an approval id; a manager approves; the retry goes through,
     // once.
@@ -647,13 +641,16 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
         timelines.push_str(&String::from_utf8(out).unwrap());
     }
     for expected in [
-        "ec2:TerminateInstances in us-east-1 → approve",
-        "ec2:TerminateInstances in us-east-1 → allow",
+        &format!("ec2:TerminateInstances on arn:aws:ec2:us-east-1:123456789012:instance/{instance} in us-east-1 → approve"),
+        &format!("ec2:TerminateInstances on arn:aws:ec2:us-east-1:123456789012:instance/{instance} in us-east-1 → allow"),
         "iam:ListUsers in us-east-1 → deny",
         "sts:GetCallerIdentity in us-east-1 → allow",
-    ] {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    {
         assert!(
-            timelines.contains(expected),
+            timelines.contains(&expected),
             "{expected} missing from {timelines}"
         );
     }

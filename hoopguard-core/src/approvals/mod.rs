@@ -126,9 +126,14 @@ pub struct Approval {
     pub requester_groups: Vec<String>,
     /// What was asked, in words (`ec2:TerminateInstances on arn:…`).
     pub summary: String,
-    /// What was asked, as data: AWS actions and resources, or the MCP tool and its arguments.
+    /// What was asked, as data: AWS actions and resources, or the MCP tool and its arguments
+    /// (masked).
     pub call: Value,
-    /// SHA-256 of requester, call and body: a `once` grant covers only this digest.
+    /// Everything the approver is shown of the request, masked: for AWS the operation, every
+    /// parameter, the bucket and key, the headers that reach AWS; `null` when the call is all.
+    #[serde(default)]
+    pub details: Value,
+    /// SHA-256 of requester, call and binding: a `once` grant covers only this digest.
     pub digest: String,
     /// The rule that asked for approval.
     pub rule: String,
@@ -256,6 +261,18 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Approval>, StoreError>;
 }
 
+/// What exactly a caller asked, beyond the call the policy sees.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Asked {
+    /// The digest of everything that changes what upstream does (for AWS,
+    /// [`aws::binding`](crate::aws::binding)); a `once` grant then covers only that exact
+    /// request. `None` when the call itself is all there is (MCP: the tool and the canonical
+    /// JSON of its arguments, which the call holds).
+    pub binding: Option<String>,
+    /// What the approver is shown (masked before it is stored, listed, shown or sent).
+    pub details: Value,
+}
+
 /// What [`Approvals::gate`] concluded.
 #[derive(Debug, Clone)]
 pub enum Gate {
@@ -273,6 +290,7 @@ pub enum Gate {
 pub struct Approvals {
     store: Arc<dyn ApprovalStore>,
     notifier: Notifier,
+    masker: Arc<crate::mask::Engine>,
 }
 
 /// Unix seconds now.
@@ -289,7 +307,20 @@ impl Approvals {
         Approvals {
             store,
             notifier: Notifier::none(),
+            masker: crate::mask::default_engine(),
         }
+    }
+
+    /// Masks what is stored and shown with `engine` (default: the default rules). Nothing of a
+    /// call reaches the store, the webhooks or the logs unmasked.
+    pub fn with_masker(mut self, engine: Arc<crate::mask::Engine>) -> Self {
+        self.masker = engine;
+        self
+    }
+
+    /// The masking engine approvals are masked with (for callers that log calls).
+    pub fn masker(&self) -> &Arc<crate::mask::Engine> {
+        &self.masker
     }
 
     /// Sends events to these webhooks.
@@ -306,16 +337,17 @@ impl Approvals {
     /// Checks for a grant covering `call` by `who` under `spec`'s rule; else opens (or finds)
     /// the pending approval. With `spec.hold`, waits up to that long for a decision.
     ///
-    /// `body_digest` is the SHA-256 of the request body where the body decides what the call
-    /// does (AWS query and JSON APIs); a `once` grant then covers only that exact body.
+    /// `asked` carries the binding of the exact request (a `once` grant then covers only it) and
+    /// what the approver is shown. The digest is made of the call as asked; what is stored is
+    /// masked.
     pub async fn gate(
         &self,
         who: &Identity,
         call: &Call,
         spec: &ApprovalSpec,
-        body_digest: Option<&str>,
+        asked: Option<&Asked>,
     ) -> Result<Gate, StoreError> {
-        let digest = call_digest(&who.subject, call, body_digest);
+        let digest = call_digest(&who.subject, call, asked.and_then(|a| a.binding.as_deref()));
         if let Some(a) = self
             .store
             .take_grant(&who.subject, &digest, &spec.rule, now())
@@ -330,8 +362,9 @@ impl Approvals {
                 status: Status::Pending,
                 requester: who.subject.clone(),
                 requester_groups: who.groups.clone(),
-                summary: call.summary(),
-                call: call.to_json(),
+                summary: self.masker.mask_text(&call.summary()),
+                call: self.masker.mask_json(&call.to_json()),
+                details: asked.map_or(Value::Null, |a| self.masker.mask_json(&a.details)),
                 digest: digest.clone(),
                 rule: spec.rule.clone(),
                 grant: spec.grant,
@@ -465,9 +498,9 @@ fn new_id() -> String {
     format!("apr_{s}")
 }
 
-/// SHA-256 (hex) of requester, call and body digest: what a `once` grant covers.
-pub fn call_digest(requester: &str, call: &Call, body_digest: Option<&str>) -> String {
-    let doc = json!({"body": body_digest, "call": call.to_json(), "requester": requester});
+/// SHA-256 (hex) of requester, call and request binding: what a `once` grant covers.
+pub fn call_digest(requester: &str, call: &Call, binding: Option<&str>) -> String {
+    let doc = json!({"binding": binding, "call": call.to_json(), "requester": requester});
     hex::encode(Sha256::digest(
         crate::policy::canonical_json(doc).to_string().as_bytes(),
     ))

@@ -101,7 +101,11 @@ async fn once_grant_covers_exactly_one_call() {
     assert!(!granted(&a, &alice, &other, &s).await);
     assert!(!granted(&a, &who("bob", &["dev"]), &call, &s).await);
     // A different body is not covered either.
-    let g = a.gate(&alice, &call, &s, Some("abc")).await.unwrap();
+    let asked = Asked {
+        binding: Some("abc".into()),
+        details: Value::Null,
+    };
+    let g = a.gate(&alice, &call, &s, Some(&asked)).await.unwrap();
     assert!(matches!(g, Gate::Pending(_)));
 
     assert!(granted(&a, &alice, &call, &s).await);
@@ -469,4 +473,44 @@ async fn webhooks_are_retried_and_never_block_the_approval() {
     let decided: serde_json::Value = serde_json::from_str(&recv(&mut rx).await).unwrap();
     assert_eq!(decided["event"], "approval.decided");
     assert_eq!(decided["approval"]["status"], "approved");
+}
+
+#[tokio::test]
+async fn what_is_stored_and_sent_is_masked_but_the_grant_binds_the_real_call() {
+    let a = memory();
+    let alice = who("alice", &["dev"]);
+    let secret = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
+    let call = Call::tool(
+        "deploy",
+        serde_json::json!({"token": secret, "env": "prod"}),
+    );
+    let asked = Asked {
+        binding: None,
+        details: serde_json::json!({"query": {"X-Token": secret}}),
+    };
+    let p = policy(
+        "[[rules]]\nname = \"deploy\"\neffect = \"approve\"\ntools = [\"deploy\"]\napprovers = [\"managers\"]",
+    );
+    let s = spec(&p, &alice, &call);
+    let Gate::Pending(pending) = a.gate(&alice, &call, &s, Some(&asked)).await.unwrap() else {
+        panic!()
+    };
+    let stored =
+        serde_json::to_string(&a.store().get(&pending.id).await.unwrap().unwrap()).unwrap();
+    assert!(!stored.contains(secret), "{stored}");
+    assert!(stored.contains("[MASKED:github-token]"), "{stored}");
+    assert!(stored.contains("prod"), "{stored}");
+    a.decide(&who("maria", &["managers"]), &pending.id, true, None)
+        .await
+        .unwrap();
+    // The grant is for the call with its real arguments, not for the masked text.
+    let masked = Call::tool(
+        "deploy",
+        serde_json::json!({"token": "[MASKED:github-token]", "env": "prod"}),
+    );
+    assert!(!granted(&a, &alice, &masked, &s).await);
+    assert!(matches!(
+        a.gate(&alice, &call, &s, Some(&asked)).await.unwrap(),
+        Gate::Granted { .. }
+    ));
 }

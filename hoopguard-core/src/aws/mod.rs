@@ -9,8 +9,10 @@
 //! `Authorization`, or in the query of a URL presigned with the pseudo-credentials) with the
 //! derived secret and compares in constant time.
 //!
-//! * [`classify`](mod@classify): what a call does, for the policy (a route table generated from
-//!   the botocore models; S3 by hand).
+//! * [`classify`](mod@classify): what a call does, for the policy — read only the way its
+//!   protocol dispatches (a route table generated from the botocore models), mapped to IAM
+//!   actions, access levels and resources ([`iam`], from the Service Authorization Reference).
+//! * [`pct`]: the one percent-decoder.
 //! * [`broker`]: the short-lived real credentials a call is re-signed with.
 //! * [`resign`]: the upstream host, the forwarded headers, the new signature.
 //! * [`chunked`]: de-framing `aws-chunked` upload bodies, chunk signatures checked.
@@ -31,11 +33,14 @@
 //! assert_eq!(minter.access_key_id(&session), creds.access_key_id);
 //! ```
 
+pub mod binding;
 pub mod broker;
 pub mod chunked;
 pub mod classify;
+pub mod iam;
+pub mod pct;
 pub mod resign;
-mod routes;
+pub mod routes;
 mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,7 +51,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
-pub use sigv4::{MAX_SKEW, PRESIGN_PARAMS, Request, SigError, Verified, verify_request};
+pub use sigv4::{
+    Head, MAX_SKEW, PRESIGN_PARAMS, Request, SigError, Verified, check_head, verify_request,
+};
 
 /// Hex SHA-256 of a payload, as SigV4 wants it.
 pub fn sha256_hex(payload: &[u8]) -> String {

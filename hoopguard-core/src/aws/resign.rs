@@ -1,8 +1,10 @@
 //! Re-signing a verified call for the real AWS endpoint.
 //!
 //! * The upstream comes only from [`upstream_base`]: an explicit endpoint override of the
-//!   connection, or the `https://{service}.{region}.amazonaws.com` template with a checked
-//!   region and service. Nothing the client sent (`Host`, `X-Forwarded-Host`) picks it.
+//!   connection, or the `https://{endpoint prefix}.{region}.amazonaws.com` template with a
+//!   checked region and the endpoint prefix of the service the call was classified as (from the
+//!   route table, never from the request). Nothing the client sent (`Host`,
+//!   `X-Forwarded-Host`) picks it.
 //! * [`forward_headers`] keeps a whitelist: content headers, conditionals, `x-amz-*` and
 //!   `x-amzn-*` except the caller's own signing headers. Hop-by-hop headers, headers named in
 //!   `Connection`, `Forwarded`/`X-Forwarded-*` and the caller's credentials never pass.
@@ -82,38 +84,42 @@ fn is_region(r: &str) -> bool {
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn is_service(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 40
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
+/// An endpoint prefix: DNS labels of lower-case letters, digits and `-` (`streams.dynamodb`).
+fn is_endpoint(s: &str) -> bool {
+    s.len() <= 63
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
-/// The scheme and authority a call for `service` in `region` goes to, without a trailing `/`.
+/// The scheme and authority a call to the service with endpoint prefix `endpoint` (the route
+/// table's: `ec2`, `email`, `streams.dynamodb`) in `region` goes to, without a trailing `/`.
 pub fn upstream_base(
-    service: &str,
+    endpoint: &str,
     region: &str,
     endpoint_override: Option<&str>,
 ) -> Result<String, ResignError> {
-    if !is_service(service) {
-        return Err(ResignError::Target(service.to_string()));
+    if !is_endpoint(endpoint) {
+        return Err(ResignError::Target(endpoint.to_string()));
     }
     if let Some(e) = endpoint_override {
         return Ok(e.trim_end_matches('/').to_string());
     }
-    if GLOBAL.contains(&service) {
-        return Ok(format!("https://{service}.amazonaws.com"));
+    if GLOBAL.contains(&endpoint) {
+        return Ok(format!("https://{endpoint}.amazonaws.com"));
     }
     if !is_region(region) {
         return Err(ResignError::Target(region.to_string()));
     }
-    // A few signing names differ from their endpoint prefix.
-    let prefix = match service {
-        "ses" => "email",
-        "execute-api" => return Err(ResignError::Target(service.to_string())),
-        s => s,
-    };
+    // API Gateway's execute-api hosts name the API, which hoopguard does not choose.
+    if endpoint == "execute-api" {
+        return Err(ResignError::Target(endpoint.to_string()));
+    }
+    let prefix = endpoint;
     let suffix = if region.starts_with("cn-") {
         "amazonaws.com.cn"
     } else {
@@ -301,7 +307,8 @@ mod tests {
             ("ec2", "us-east-1.evil.com#"),
             ("ec2", "localhost"),
             ("ec2", "us-east"),
-            ("ec2.evil.com", "us-east-1"),
+            ("ec2.evil.com/", "us-east-1"),
+            ("ec2..com", "us-east-1"),
             ("s3@evil", "us-east-1"),
             ("", "us-east-1"),
         ] {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::{digest, hmac};
 
 use super::chunked::ChunkSeed;
+use super::pct;
 use super::{CredError, Minter, Session};
 
 /// How far a request's `X-Amz-Date` may be from the gateway's clock.
@@ -131,11 +132,15 @@ fn parse_auth(value: &str) -> Result<Auth<'_>, SigError> {
             .trim()
             .split_once('=')
             .ok_or_else(|| malformed("a part has no `=`"))?;
-        match k {
-            "Credential" => cred = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => sig = Some(v),
+        let slot = match k {
+            "Credential" => &mut cred,
+            "SignedHeaders" => &mut signed,
+            "Signature" => &mut sig,
             _ => return Err(malformed("unknown part")),
+        };
+        // Two scopes would be read one way here and another way elsewhere: refused.
+        if slot.replace(v).is_some() {
+            return Err(malformed("a part is given twice"));
         }
     }
     let cred = cred.ok_or_else(|| malformed("no Credential"))?;
@@ -143,6 +148,17 @@ fn parse_auth(value: &str) -> Result<Auth<'_>, SigError> {
     if scope.len() != 5 || scope[4] != "aws4_request" {
         return Err(malformed(
             "the credential scope is not KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
+    }
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !name_ok(scope[2]) || !name_ok(scope[3]) || scope[0].is_empty() {
+        return Err(malformed(
+            "the credential scope names no valid region and service",
         ));
     }
     let signed_headers: Vec<&str> = signed
@@ -208,27 +224,9 @@ fn encode(s: &[u8], keep_slash: bool) -> String {
     out
 }
 
-fn decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
 /// The canonical URI: S3 signs the path as sent; every other service signs it normalised and
 /// encoded once more.
-fn canonical_uri(path: &str, service: &str) -> String {
+pub(crate) fn canonical_uri(path: &str, service: &str) -> String {
     let path = if path.is_empty() { "/" } else { path };
     if service == "s3" {
         return path.to_string();
@@ -250,13 +248,16 @@ fn canonical_uri(path: &str, service: &str) -> String {
     encode(normalized.as_bytes(), true)
 }
 
-fn canonical_query(query: &str) -> String {
+pub(crate) fn canonical_query(query: &str) -> String {
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (encode(&decode(k), false), encode(&decode(v), false))
+            (
+                encode(&pct::decode(k.as_bytes(), false), false),
+                encode(&pct::decode(v.as_bytes(), false), false),
+            )
         })
         .collect();
     pairs.sort();
@@ -364,13 +365,58 @@ struct Presented {
     presigned: bool,
 }
 
-/// Verifies `req`'s SigV4 signature against the pseudo-credentials it names: in the
-/// `Authorization` header, or in the query of a URL presigned with them.
-pub fn verify_request(
-    minter: &Minter,
-    req: &Request<'_>,
-    now: SystemTime,
-) -> Result<Verified, SigError> {
+/// A request whose credentials, scope and time were checked from its head alone, before a
+/// byte of its body is read: the session is one this gateway sealed and has not expired, the
+/// access key is the session's, the date is within [`MAX_SKEW`]. [`Head::verify`] then checks
+/// the signature itself, which covers the payload hash.
+pub struct Head {
+    /// The pseudo-credential session.
+    pub session: Session,
+    /// The region of the credential scope.
+    pub region: String,
+    /// The service of the credential scope.
+    pub service: String,
+    /// Signed in the query (a presigned URL) rather than in `Authorization`.
+    pub presigned: bool,
+    date: String,
+    amz_date: String,
+    signed_headers: Vec<String>,
+    signature: String,
+    query: String,
+    payload: Option<String>,
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("session", &self.session.sid)
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .field("presigned", &self.presigned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks what can be checked of `req` without its body. See [`Head`].
+pub fn check_head(minter: &Minter, req: &Request<'_>, now: SystemTime) -> Result<Head, SigError> {
+    let authorization: Vec<&[u8]> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| *n == "authorization")
+        .map(|(_, v)| *v)
+        .collect();
+    if authorization.len() > 1 {
+        return Err(SigError::Malformed(
+            "the Authorization header is sent twice".into(),
+        ));
+    }
+    if ["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
+        .iter()
+        .any(|h| req.headers.iter().filter(|(n, _)| n == h).count() > 1)
+    {
+        return Err(SigError::Malformed("a signing header is sent twice".into()));
+    }
     let presented = if let Some(auth) = req.header("authorization") {
         let amz_date = req
             .header("x-amz-date")
@@ -384,17 +430,23 @@ pub fn verify_request(
         if skew > MAX_SKEW {
             return Err(SigError::Skew);
         }
+        if query_param(req.query, "X-Amz-Signature").is_some() {
+            return Err(SigError::Malformed(
+                "the request is signed in both the Authorization header and the query".into(),
+            ));
+        }
         Presented {
             auth: auth.to_string(),
             amz_date: amz_date.to_string(),
             token: req.header("x-amz-security-token").map(str::to_string),
             query: req.query.to_string(),
-            payload: req
-                .header("x-amz-content-sha256")
-                .or(req.body_sha256)
-                .map(str::to_string),
+            payload: req.header("x-amz-content-sha256").map(str::to_string),
             presigned: false,
         }
+    } else if !authorization.is_empty() {
+        return Err(SigError::Malformed(
+            "the Authorization header is not text".into(),
+        ));
     } else if query_param(req.query, "X-Amz-Signature").is_some() {
         presented_in_query(req, now)?
     } else if req.query.contains("Signature=") && req.query.contains("AWSAccessKeyId=") {
@@ -424,65 +476,121 @@ pub fn verify_request(
     {
         return Err(SigError::UnknownKey);
     }
-    let payload_hash = match (&presented.payload, auth.service) {
-        (Some(h), _) => h.clone(),
-        // A presigned S3 URL never covers the body.
-        (None, "s3") if presented.presigned => "UNSIGNED-PAYLOAD".to_string(),
-        (None, _) => return Err(SigError::Malformed("the payload hash is unknown".into())),
-    };
-    let signed_req = Request {
-        query: &presented.query,
-        ..req.clone()
-    };
-    let to_sign = string_to_sign(
-        &signed_req,
-        &auth.signed_headers,
-        &presented.amz_date,
-        auth.date,
-        auth.region,
-        auth.service,
-        &payload_hash,
-    )?;
     let key = signing_key(
         &minter.secret(&session),
         auth.date,
         auth.region,
         auth.service,
     );
-    let expected = hex::encode(hmac::sign(&key, to_sign.as_bytes()));
-    let given = auth.signature.to_ascii_lowercase();
-    if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), given.as_bytes())
-        .is_err()
-    {
-        return Err(SigError::Mismatch);
-    }
-    Ok(Verified {
+    Ok(Head {
         session,
         region: auth.region.to_string(),
         service: auth.service.to_string(),
         presigned: presented.presigned,
-        seed: ChunkSeed {
-            key,
-            amz_date: presented.amz_date.clone(),
-            scope: format!(
-                "{}/{}/{}/aws4_request",
-                auth.date, auth.region, auth.service
-            ),
-            signature: given,
-        },
+        date: auth.date.to_string(),
+        amz_date: presented.amz_date,
+        signed_headers: auth.signed_headers.iter().map(|h| h.to_string()).collect(),
+        signature: auth.signature.to_ascii_lowercase(),
+        query: presented.query,
+        payload: presented.payload,
+        key,
     })
+}
+
+impl Head {
+    /// The payload hash the caller declared (`x-amz-content-sha256`), if any.
+    pub fn declared_payload(&self) -> Option<&str> {
+        self.payload.as_deref()
+    }
+
+    /// Checks the signature of `req` (the same request, now with `body_sha256` where the body
+    /// was buffered), in constant time.
+    pub fn verify(self, req: &Request<'_>) -> Result<Verified, SigError> {
+        // A presigned URL signs its payload as declared, or not at all; a header-signed request
+        // without a declared hash signs the body's.
+        let computed = if self.presigned {
+            None
+        } else {
+            req.body_sha256
+        };
+        let payload_hash = match (self.payload.as_deref().or(computed), self.service.as_str()) {
+            (Some(h), _) => h.to_string(),
+            // A presigned S3 URL never covers the body.
+            (None, "s3") if self.presigned => "UNSIGNED-PAYLOAD".to_string(),
+            (None, _) => return Err(SigError::Malformed("the payload hash is unknown".into())),
+        };
+        let signed_req = Request {
+            query: &self.query,
+            ..req.clone()
+        };
+        let signed: Vec<&str> = self.signed_headers.iter().map(String::as_str).collect();
+        let to_sign = string_to_sign(
+            &signed_req,
+            &signed,
+            &self.amz_date,
+            &self.date,
+            &self.region,
+            &self.service,
+            &payload_hash,
+        )?;
+        let expected = hex::encode(hmac::sign(&self.key, to_sign.as_bytes()));
+        if aws_lc_rs::constant_time::verify_slices_are_equal(
+            expected.as_bytes(),
+            self.signature.as_bytes(),
+        )
+        .is_err()
+        {
+            return Err(SigError::Mismatch);
+        }
+        Ok(Verified {
+            seed: ChunkSeed {
+                key: self.key,
+                amz_date: self.amz_date,
+                scope: format!(
+                    "{}/{}/{}/aws4_request",
+                    self.date, self.region, self.service
+                ),
+                signature: self.signature,
+            },
+            session: self.session,
+            region: self.region,
+            service: self.service,
+            presigned: self.presigned,
+        })
+    }
+}
+
+/// Verifies `req`'s SigV4 signature against the pseudo-credentials it names: in the
+/// `Authorization` header, or in the query of a URL presigned with them ([`check_head`] then
+/// [`Head::verify`]).
+pub fn verify_request(
+    minter: &Minter,
+    req: &Request<'_>,
+    now: SystemTime,
+) -> Result<Verified, SigError> {
+    check_head(minter, req, now)?.verify(req)
 }
 
 /// A query parameter, percent-decoded.
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| String::from_utf8_lossy(&decode(v)).into_owned())
+        (k == name).then(|| String::from_utf8_lossy(&pct::decode(v.as_bytes(), false)).into_owned())
     })
 }
 
 /// The signature of a presigned URL, checked for its validity window.
 fn presented_in_query(req: &Request<'_>, now: SystemTime) -> Result<Presented, SigError> {
+    for name in PRESIGN_PARAMS {
+        let n = req
+            .query
+            .split('&')
+            .filter(|kv| kv.split('=').next() == Some(*name))
+            .count();
+        if n > 1 {
+            return Err(SigError::Malformed(format!("{name} is given twice")));
+        }
+    }
     let get = |name: &str| {
         query_param(req.query, name)
             .ok_or_else(|| SigError::Malformed(format!("the presigned URL has no {name}")))

@@ -350,6 +350,15 @@ impl Stats {
     }
 }
 
+/// An engine with the default rules, compiled once: for what must be masked where no configured
+/// engine was given (approvals and logs of a library user who set none).
+pub fn default_engine() -> Arc<Engine> {
+    static DEFAULT: std::sync::LazyLock<Arc<Engine>> = std::sync::LazyLock::new(|| {
+        Arc::new(Engine::new(&MaskConfig::default()).expect("the default rules compile"))
+    });
+    DEFAULT.clone()
+}
+
 fn builtin_index(b: Builtin) -> usize {
     Builtin::ALL.iter().position(|x| *x == b).unwrap_or(0)
 }
@@ -624,6 +633,21 @@ impl Engine {
         stats.bytes_in = input.len() as u64;
         stats.bytes_out = out.len() as u64;
         (out, stats)
+    }
+
+    /// A JSON value as it would be masked inside a JSON document (field names and values): for
+    /// what is stored or shown as data — tool arguments, AWS parameters, headers.
+    pub fn mask_json(&self, v: &serde_json::Value) -> serde_json::Value {
+        let text = serde_json::to_vec(v).unwrap_or_default();
+        let (masked, _) = self.mask(&text);
+        serde_json::from_slice(&masked).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&masked).into_owned())
+        })
+    }
+
+    /// Text masked whole (a log line, a summary).
+    pub fn mask_text(&self, s: &str) -> String {
+        String::from_utf8_lossy(&self.mask(s.as_bytes()).0).into_owned()
     }
 
     /// Masks an `application/x-www-form-urlencoded` body (the AWS query protocol's requests):

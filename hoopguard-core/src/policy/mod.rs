@@ -145,6 +145,13 @@ pub struct RuleConfig {
     /// AWS regions (wildcards allowed). Empty: any region.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// AWS access levels from the Service Authorization Reference: `List`, `Read`, `Write`,
+    /// `Permissions management`, `Tagging` (case does not matter). The rule matches actions of
+    /// these levels; with no `actions`, any action of them (`access = ["List", "Read"]` is
+    /// "read-only everywhere"). An action whose level is unknown matches only deny and approve
+    /// rules. Empty: any level.
+    #[serde(default)]
+    pub access: Vec<String>,
     /// MCP tool names (wildcards allowed).
     #[serde(default)]
     pub tools: Vec<String>,
@@ -262,6 +269,10 @@ pub struct AwsAction {
     /// Resource ARNs; empty when they cannot be derived.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The action's access level in the AWS Service Authorization Reference (`List`, `Read`,
+    /// `Write`, `Permissions management`, `Tagging`); `None` when it is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
 }
 
 impl Call {
@@ -271,6 +282,7 @@ impl Call {
             actions: vec![AwsAction {
                 action: action.to_string(),
                 resources: resources.iter().map(|r| r.to_string()).collect(),
+                access: None,
             }],
             region: region.map(String::from),
         }
@@ -437,6 +449,8 @@ enum Target {
         actions: Vec<Glob>,
         resources: Vec<Glob>,
         regions: Vec<Glob>,
+        /// Access levels, lower case.
+        access: Vec<String>,
     },
     Mcp {
         tools: Vec<Glob>,
@@ -634,7 +648,14 @@ impl Policy {
                     for resource in resources {
                         let d = self
                             .decide_one(who, &scratch, call, |rule| {
-                                aws_mismatch(rule, &action, *resource, region.as_deref()).is_none()
+                                aws_mismatch(
+                                    rule,
+                                    &action,
+                                    a.access.as_deref(),
+                                    *resource,
+                                    region.as_deref(),
+                                )
+                                .is_none()
                             })
                             .unwrap_or_else(|| default_deny(who, &a.action, *resource));
                         if d.effect == Effect::Deny {
@@ -754,11 +775,12 @@ impl Policy {
                 let mismatch = principal_mismatch(rule, who).or_else(|| match call {
                     Call::Aws { actions, region } => actions.iter().find_map(|a| {
                         let action = a.action.to_ascii_lowercase();
+                        let level = a.access.as_deref();
                         if a.resources.is_empty() {
-                            aws_mismatch(rule, &action, None, region.as_deref())
+                            aws_mismatch(rule, &action, level, None, region.as_deref())
                         } else {
                             a.resources.iter().find_map(|r| {
-                                aws_mismatch(rule, &action, Some(r), region.as_deref())
+                                aws_mismatch(rule, &action, level, Some(r), region.as_deref())
                             })
                         }
                     }),
@@ -853,6 +875,7 @@ fn principal_mismatch(rule: &Rule, who: &Identity) -> Option<String> {
 fn aws_mismatch(
     rule: &Rule,
     action: &str,
+    level: Option<&str>,
     resource: Option<&str>,
     region: Option<&str>,
 ) -> Option<String> {
@@ -860,6 +883,7 @@ fn aws_mismatch(
         actions,
         resources,
         regions,
+        access,
     } = &rule.target
     else {
         return Some("is an MCP rule".into());
@@ -871,6 +895,20 @@ fn aws_mismatch(
         ));
     }
     let strict = rule.effect == Effect::Allow;
+    if !access.is_empty() {
+        match level {
+            Some(l) if access.iter().any(|a| a.eq_ignore_ascii_case(l)) => {}
+            Some(l) => {
+                return Some(format!("access level `{l}` is none of {access:?}"));
+            }
+            None if strict => {
+                return Some(
+                    "the action's access level is unknown and this allow rule names levels".into(),
+                );
+            }
+            None => {}
+        }
+    }
     let field_ok = |patterns: &[Glob], value: Option<&str>| {
         patterns.is_empty()
             || match value {
@@ -971,7 +1009,7 @@ fn names(globs: &[Glob]) -> Vec<&str> {
 }
 
 fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
-    let is_aws = !cfg.actions.is_empty();
+    let is_aws = !cfg.actions.is_empty() || !cfg.access.is_empty();
     let is_mcp = !cfg.tools.is_empty() || !cfg.uris.is_empty() || !cfg.prompts.is_empty();
     let target = match (is_aws, is_mcp) {
         (true, true) => {
@@ -984,7 +1022,7 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
         (false, false) => {
             return Err((
                 "actions",
-                "the rule matches nothing: give `actions` (AWS) or `tools`, `uris` or `prompts` (MCP)".into(),
+                "the rule matches nothing: give `actions` or `access` (AWS) or `tools`, `uris` or `prompts` (MCP)".into(),
             ));
         }
         (true, false) => {
@@ -1011,17 +1049,40 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
             if !cfg.args.is_empty() {
                 return Err(("args", "argument conditions apply to MCP tools only".into()));
             }
+            let mut access = Vec::new();
+            for a in &cfg.access {
+                let Some(level) = crate::aws::iam::LEVELS
+                    .iter()
+                    .find(|l| l.eq_ignore_ascii_case(a.trim()))
+                else {
+                    return Err((
+                        "access",
+                        format!(
+                            "`{a}` is not an access level; use {}",
+                            crate::aws::iam::LEVELS.join(", ")
+                        ),
+                    ));
+                };
+                access.push(level.to_ascii_lowercase());
+            }
+            let actions = if cfg.actions.is_empty() {
+                vec![Glob::ignore_case("*")]
+            } else {
+                cfg.actions.iter().map(|a| Glob::ignore_case(a)).collect()
+            };
             Target::Aws {
-                actions: cfg.actions.iter().map(|a| Glob::ignore_case(a)).collect(),
+                actions,
                 resources: cfg.resources.iter().map(|r| Glob::new(r)).collect(),
                 regions: cfg.regions.iter().map(|r| Glob::new(r)).collect(),
+                access,
             }
         }
         (false, true) => {
-            if !cfg.resources.is_empty() || !cfg.regions.is_empty() {
+            if !cfg.resources.is_empty() || !cfg.regions.is_empty() || !cfg.access.is_empty() {
                 return Err((
                     "resources",
-                    "`resources` and `regions` are for AWS rules; MCP rules use `uris`".into(),
+                    "`resources`, `regions` and `access` are for AWS rules; MCP rules use `uris`"
+                        .into(),
                 ));
             }
             if !cfg.args.is_empty() && cfg.tools.is_empty() {

@@ -215,12 +215,12 @@ fn decision_table() {
         ("alice", DEV, aws("dynamodb:PutItem", &["arn:aws:dynamodb:us-east-1:333333333333:table/orders"], None), D, None),
         // several actions in one call (CopyObject: read the source, write the target)
         ("alice", DEV, Call::Aws { actions: vec![
-            AwsAction { action: "s3:GetObject".into(), resources: vec!["arn:aws:s3:::team-bucket/a".into()] },
-            AwsAction { action: "s3:PutObject".into(), resources: vec!["arn:aws:s3:::team-bucket/b".into()] },
+            AwsAction { action: "s3:GetObject".into(), resources: vec!["arn:aws:s3:::team-bucket/a".into()], access: None },
+            AwsAction { action: "s3:PutObject".into(), resources: vec!["arn:aws:s3:::team-bucket/b".into()], access: None },
         ], region: None }, A, Some("s3-team-bucket")),
         ("alice", DEV, Call::Aws { actions: vec![
-            AwsAction { action: "s3:GetObject".into(), resources: vec!["arn:aws:s3:::team-bucket/secrets/a".into()] },
-            AwsAction { action: "s3:PutObject".into(), resources: vec!["arn:aws:s3:::team-bucket/b".into()] },
+            AwsAction { action: "s3:GetObject".into(), resources: vec!["arn:aws:s3:::team-bucket/secrets/a".into()], access: None },
+            AwsAction { action: "s3:PutObject".into(), resources: vec!["arn:aws:s3:::team-bucket/b".into()], access: None },
         ], region: None }, D, Some("s3-secrets-deny")),
         // MCP tools: argument conditions
         ("alice", DEV, tool("read_file", json!({"path": "/tmp/notes.txt"})), A, Some("read-tmp")),

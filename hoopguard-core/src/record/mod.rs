@@ -511,16 +511,21 @@ impl Recorder {
         Some(text.to_string())
     }
 
-    /// A JSON value (tool arguments) as it may be recorded: masked (field names and values),
-    /// `null` without a masker.
+    /// A JSON value (tool arguments, parameters, headers) as it may be recorded: masked (field
+    /// names and values) by the configured engine, or the default rules without one.
     pub fn mask_value(&self, v: &Value) -> Value {
-        let Some(engine) = &self.masker else {
-            return Value::Null;
-        };
-        let text = serde_json::to_vec(v).unwrap_or_default();
-        let (masked, _) = engine.mask(&text);
-        serde_json::from_slice(&masked)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&masked).into_owned()))
+        match &self.masker {
+            Some(engine) => engine.mask_json(v),
+            None => crate::mask::default_engine().mask_json(v),
+        }
+    }
+
+    /// Text as it may be recorded (a summary, a reason), masked like [`Recorder::mask_value`].
+    pub fn mask_text(&self, s: &str) -> String {
+        match &self.masker {
+            Some(engine) => engine.mask_text(s),
+            None => crate::mask::default_engine().mask_text(s),
+        }
     }
 }
 

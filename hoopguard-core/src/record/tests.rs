@@ -501,7 +501,11 @@ fn bodies_are_recorded_masked_and_capped_or_not_at_all() {
         None,
         "no masker: no body"
     );
-    assert_eq!(rec.mask_value(&json!({"k": secret})), Value::Null);
+    // Values are masked with the default rules when no engine was given.
+    assert_eq!(
+        rec.mask_value(&json!({"SecretAccessKey": secret})),
+        json!({"SecretAccessKey": "[MASKED:json-field]"})
+    );
     let engine = Arc::new(crate::mask::Engine::new(&Default::default()).unwrap());
     let rec = rec.with_masker(engine.clone(), 30);
     let kept = rec.mask_body(body.as_bytes(), "application/json").unwrap();
