@@ -181,6 +181,31 @@ pub fn render_one(a: &Value) -> String {
         a["summary"].as_str().unwrap_or("?").into(),
     );
     line(&mut out, "detail", a["call"].to_string());
+    let d = &a["details"];
+    if d.is_object() {
+        line(
+            &mut out,
+            "request",
+            format!(
+                "{} {} {} ({} in {}, connection {})",
+                d["operation"].as_str().unwrap_or("?"),
+                d["method"].as_str().unwrap_or("?"),
+                d["path"].as_str().unwrap_or("?"),
+                d["service"].as_str().unwrap_or("?"),
+                d["region"].as_str().unwrap_or("?"),
+                d["connection"].as_str().unwrap_or("?"),
+            ),
+        );
+        for (k, v) in hoopguard_core::approvals::flatten(d) {
+            if !matches!(
+                k.split('.').next(),
+                Some("params" | "headers" | "query" | "body" | "bucket" | "key")
+            ) {
+                continue;
+            }
+            out.push_str(&format!("  {k} = {v}\n"));
+        }
+    }
     line(&mut out, "rule", a["rule"].as_str().unwrap_or("?").into());
     let grant = match (a["grant"].as_str(), a["window_secs"].as_u64()) {
         (Some("window"), Some(w)) => format!(

@@ -18,6 +18,18 @@ pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
             who.groups.join(", ")
         }
     );
+    if let Call::Aws { actions, .. } = call {
+        for a in actions {
+            out.push_str(&format!(
+                "access:    {} is {}\n",
+                a.action,
+                a.access.as_deref().map_or(
+                    "of an unknown access level (allow rules by `access` do not match it)".into(),
+                    |l| format!("`{l}` (Service Authorization Reference)")
+                )
+            ));
+        }
+    }
     out.push_str(&format!(
         "decision:  {}{}\n",
         d.effect.as_str(),

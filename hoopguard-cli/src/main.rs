@@ -324,7 +324,14 @@ fn main() -> ExitCode {
             let call = match (aws_action, mcp_tool, mcp_resource, mcp_prompt) {
                 (Some(a), _, _, _) => {
                     let r: Vec<&str> = resource.iter().map(String::as_str).collect();
-                    Call::aws(&a, &r, region.as_deref())
+                    let mut call = Call::aws(&a, &r, region.as_deref());
+                    // The access level, from the Service Authorization Reference, as the
+                    // gateway classifies it.
+                    if let Call::Aws { actions, .. } = &mut call {
+                        actions[0].access =
+                            hoopguard_core::aws::iam::access_level(&a).map(str::to_string);
+                    }
+                    call
                 }
                 (_, Some(t), _, _) => {
                     let args = match args.as_deref().map(serde_json::from_str).transpose() {

@@ -486,6 +486,38 @@ fn may_see(who: &Identity, a: &Approval) -> bool {
     a.requester == who.subject || a.approvers.iter().any(|g| who.in_group(g))
 }
 
+/// The leaves of a JSON value as `dotted.path = value` pairs, in order (`params.InstanceId.1 =
+/// i-0abc`): how approvers read the details of a call in a terminal or a chat message.
+pub fn flatten(v: &Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+        let key = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    walk(&key(k), v, out);
+                }
+            }
+            Value::Array(a) if !a.is_empty() => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(&key(&(i + 1).to_string()), v, out);
+                }
+            }
+            Value::Null => {}
+            Value::String(s) => out.push((prefix.to_string(), s.clone())),
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
 /// `apr_` and 20 random base32 characters.
 fn new_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyz23456789";

@@ -153,13 +153,29 @@ fn payload(format: Format, event: Event, a: &Approval) -> Value {
         }),
         Format::Slack => {
             let text = match event {
-                Event::Requested => format!(
-                    ":raised_hand: *{}* asks for approval (rule `{}`): {}\nApprovers: {}. Approve: `{approve_with}`",
-                    a.requester,
-                    a.rule,
-                    a.summary,
-                    a.approvers.join(", ")
-                ),
+                Event::Requested => {
+                    // Every parameter, as the approver must judge them (masked already).
+                    let mut lines = String::new();
+                    for (k, v) in super::flatten(&a.details) {
+                        if lines.len() > 2500 {
+                            lines.push_str("…\n");
+                            break;
+                        }
+                        lines.push_str(&format!("{k} = {v}\n"));
+                    }
+                    let details = if lines.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n```{lines}```")
+                    };
+                    format!(
+                        ":raised_hand: *{}* asks for approval (rule `{}`): {}{details}\nApprovers: {}. Approve: `{approve_with}`",
+                        a.requester,
+                        a.rule,
+                        a.summary,
+                        a.approvers.join(", ")
+                    )
+                }
                 Event::Decided => {
                     let by: Vec<String> = a.votes.iter().map(|v| v.approver.clone()).collect();
                     format!(

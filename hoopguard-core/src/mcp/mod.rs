@@ -103,11 +103,12 @@ pub fn error(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) 
 }
 
 /// Parses a POSTed body: one JSON-RPC message or a non-empty batch. A message that is not
-/// valid JSON-RPC fails the whole body, naming the message.
+/// valid JSON-RPC fails the whole body, naming the message. A key given twice in one object
+/// (two `name`s, two `arguments`) is refused: the server might read the other one.
 pub fn parse(body: &[u8]) -> Result<Messages, RpcError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| RpcError {
+    let value: Value = crate::json::parse_strict(body).map_err(|e| RpcError {
         code: PARSE_ERROR,
-        message: format!("the body is not JSON: {e}"),
+        message: format!("the body is not JSON that can be read one way only: {e}"),
         id: None,
     })?;
     let (batch, raw) = match value {

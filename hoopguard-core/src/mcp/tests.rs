@@ -39,6 +39,15 @@ fn malformed_json_rpc_is_refused_with_its_code() {
         (&b"{not json"[..], PARSE_ERROR),
         (b"", PARSE_ERROR),
         (b"[]", INVALID_REQUEST),
+        // Two names for one call: which one would the server run?
+        (
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"drop_table"}}"#,
+            PARSE_ERROR,
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{"path":"/tmp","path":"/"}}}"#,
+            PARSE_ERROR,
+        ),
         (b"42", INVALID_REQUEST),
         (br#"{"id":1,"method":"tools/call"}"#, INVALID_REQUEST),
         (br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#, INVALID_REQUEST),
