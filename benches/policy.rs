@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
             issuer: "https://idp".into(),
             expires_at: std::time::SystemTime::now(),
             claims: Default::default(),
+            namespace: None,
         };
         let svc = format!("svc{}", i % 50);
         let resource = format!("arn:aws:{svc}:us-east-1:1:thing/{i}/x");

@@ -110,7 +110,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Who: tokens from hoopguard's development issuer, issued for this server's resource URI.
     let dev = DevIssuer::load_or_create(&data_dir, issuer, "hoopguard")?;
-    let verifier = Arc::new(Verifier::builder().issuer(dev.issuer_verifier()).build());
+    let verifier = Arc::new(
+        Verifier::builder()
+            .issuer(dev.issuer_verifier_for(std::slice::from_ref(&resource)))
+            .build(),
+    );
     // May they: the policy, with approvals in the shared store.
     let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(POLICY)?["rules"]
         .clone()

@@ -44,6 +44,8 @@ pub(crate) struct AdminState {
     pub(crate) recordings: std::path::PathBuf,
     /// The gateway's recorder (revocations are recorded through it).
     pub(crate) recorder: Arc<hoopguard_core::record::Recorder>,
+    /// The token audiences the admin API accepts.
+    pub(crate) audiences: Vec<String>,
     /// Groups that may read recordings besides the policy's approvers (`record.auditors` and
     /// the approvers of unclassified AWS calls and changed MCP tools).
     pub(crate) auditors: Arc<Vec<String>>,
@@ -61,7 +63,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/sessions/{id}/verify", get(verify_session))
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
-        .layer(AuthLayer::new(state.verifier.clone()));
+        .layer(AuthLayer::new(state.verifier.clone()).audiences(state.audiences.clone()));
     let mut r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -62,6 +62,8 @@ pub(crate) struct AwsSetup {
     pub(crate) s3_virtual_host_suffixes: Vec<String>,
     /// `aws.max_buffered`.
     pub(crate) max_buffered: usize,
+    /// The token audiences the credentials endpoint accepts.
+    pub(crate) audiences: Vec<String>,
     /// `aws.body_read_timeout`.
     pub(crate) body_read_timeout: Duration,
 }
@@ -114,7 +116,11 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
     let creds = Router::new()
         .route("/v1/aws/credentials", get(credentials_default))
         .route("/v1/aws/credentials/{connection}", get(credentials))
-        .layer(AuthLayer::new(setup.verifier).accept_raw_token(true))
+        .layer(
+            AuthLayer::new(setup.verifier)
+                .accept_raw_token(true)
+                .audiences(setup.audiences),
+        )
         .with_state(state.clone());
     // Answers from AWS are masked; the credentials endpoint's own answer is not.
     let calls = tower::ServiceBuilder::new()
@@ -542,13 +548,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         Payload::Buffered(b, _) => Some(b),
         _ => None,
     };
-    let who = Identity {
-        subject: verified.session.subject.clone(),
-        groups: verified.session.groups.clone(),
-        issuer: "hoopguard:aws-session".into(),
-        expires_at: std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
-        claims: Default::default(),
-    };
+    let who = verified.session.identity();
     let forwarded_pairs = pairs(&forwarded);
     let length = |name: &str| header(&parts.headers, name).and_then(|v| v.parse().ok());
     let exact = Exact {

@@ -647,9 +647,10 @@ pub struct Listener {
     /// `server.max_connections_per_client`.
     #[serde(default)]
     pub max_connections_per_client: Option<usize>,
-    /// The token audiences this listener accepts, besides the issuers' own `audiences`
-    /// settings; see the README's identity section. Default: the issuers' audiences, and for
-    /// the MCP listener its resource URI only.
+    /// `aws` and `admin` listeners: the token audiences they accept (the token's `aud` must
+    /// name one). Default: every trusted issuer's audiences except the MCP listener's resource
+    /// URI, so a token meant for the MCP resource opens neither. The MCP listener always
+    /// accepts tokens for its resource URI (`mcp.resource`) only.
     #[serde(default)]
     pub audiences: Option<Vec<String>>,
 }
@@ -918,6 +919,40 @@ impl Config {
                 ));
             }
         }
+        // Several issuers: each is named, so their subjects and groups never collide.
+        let several = self.identity.issuers.len() + usize::from(dev_enabled) > 1;
+        let mut names = HashSet::new();
+        if dev_enabled {
+            names.insert("dev".to_string());
+        }
+        for (i, iss) in self.identity.issuers.iter().enumerate() {
+            match &iss.name {
+                None if several => {
+                    return Err((
+                        format!("identity.issuers[{i}].name"),
+                        "several issuers are trusted: name each (`name = \"corp\"`); policies then write another issuer's groups as `corp:managers` (the development issuer is `dev`; bare names mean the first issuer's)".into(),
+                    ));
+                }
+                Some(n) if !names.insert(n.clone()) => {
+                    return Err((
+                        format!("identity.issuers[{i}].name"),
+                        format!("`{n}` names another issuer too"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self
+            .listeners
+            .mcp
+            .as_ref()
+            .is_some_and(|l| l.audiences.is_some())
+        {
+            return Err((
+                "listeners.mcp.audiences".into(),
+                "the MCP listener accepts tokens for its resource URI only; set `mcp.resource` instead".into(),
+            ));
+        }
         if let Err(e) = self.compile_policy() {
             return Err((
                 format!("policy.rules[{}].{}", e.index, e.key),
@@ -1006,6 +1041,48 @@ impl Config {
             .into_iter()
             .filter_map(|(n, x)| x.as_ref().map(|x| (n, x)))
             .collect()
+    }
+
+    /// The MCP listener's resource URI: `mcp.resource`, else `http://<bind><mcp.path>`.
+    pub fn mcp_resource(&self) -> Option<String> {
+        let l = self.listeners.mcp.as_ref()?;
+        Some(
+            self.mcp
+                .resource
+                .clone()
+                .unwrap_or_else(|| format!("http://{}{}", l.bind, self.mcp.path)),
+        )
+    }
+
+    /// The token audiences the `aws` or `admin` listener accepts: its `audiences` setting, by
+    /// default every issuer's audience but the MCP resource URI — so a token for the MCP
+    /// resource opens neither the credentials endpoint nor the admin API.
+    pub fn listener_audiences(&self, name: &str) -> Vec<String> {
+        let listener = match name {
+            "aws" => &self.listeners.aws,
+            _ => &self.listeners.admin,
+        };
+        if let Some(a) = listener.as_ref().and_then(|l| l.audiences.clone()) {
+            return a;
+        }
+        let resource = self.mcp_resource();
+        let mut out: Vec<String> = self
+            .identity
+            .issuers
+            .iter()
+            .flat_map(|i| i.audiences.iter().cloned())
+            .chain(
+                self.identity
+                    .dev_issuer
+                    .as_ref()
+                    .filter(|d| d.enabled)
+                    .map(|d| d.audience.clone()),
+            )
+            .filter(|a| Some(a) != resource.as_ref())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The development issuer's URL, when it is enabled.

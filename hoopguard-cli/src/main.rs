@@ -359,6 +359,7 @@ fn main() -> ExitCode {
                 issuer: "(explain)".into(),
                 expires_at: std::time::SystemTime::now(),
                 claims: Default::default(),
+                namespace: None,
             };
             print!("{}", explain::render(&policy, &who, &call));
             ExitCode::SUCCESS

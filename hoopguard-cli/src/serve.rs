@@ -39,7 +39,9 @@ pub fn dev_issuer(cfg: &Config) -> Result<Option<DevIssuer>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Builds the token verifier from the configured issuers (and the development issuer).
+/// Builds the token verifier from the configured issuers (and the development issuer, which
+/// also accepts tokens minted for the MCP listener's resource URI). The first configured
+/// issuer is the primary one (see [`hoopguard_core::identity::Namespace`]).
 pub fn verifier(cfg: &Config, dev: Option<&DevIssuer>) -> Result<Verifier, String> {
     let mut b = Verifier::builder().cache_capacity(cfg.identity.token_cache_size);
     for (i, iss) in cfg.identity.issuers.iter().enumerate() {
@@ -48,7 +50,8 @@ pub fn verifier(cfg: &Config, dev: Option<&DevIssuer>) -> Result<Verifier, Strin
         b = b.issuer(v);
     }
     if let Some(dev) = dev {
-        b = b.issuer(dev.issuer_verifier());
+        let extra: Vec<String> = cfg.mcp_resource().into_iter().collect();
+        b = b.issuer(dev.issuer_verifier_for(&extra));
     }
     Ok(b.build())
 }
@@ -134,6 +137,14 @@ pub async fn run_recording_into(
         );
     }
     let verifier = Arc::new(verifier(&cfg, dev.as_deref())?);
+    for name in ["aws", "admin"] {
+        if cfg.listener_audiences(name).is_empty() {
+            tracing::warn!(
+                listener = name,
+                "the {name} listener accepts no token audience (every issuer's audience is the MCP resource URI); set `listeners.{name}.audiences`"
+            );
+        }
+    }
     let metrics = Arc::new(Metrics::new());
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
     if policy.is_empty() {
@@ -241,6 +252,7 @@ pub async fn run_recording_into(
                 unclassified_approvers: cfg.aws.unclassified_approvers.clone(),
                 s3_virtual_host_suffixes: cfg.aws.s3_virtual_host_suffixes.clone(),
                 max_buffered: cfg.aws.max_buffered,
+                audiences: cfg.listener_audiences("aws"),
                 body_read_timeout: cfg.aws.body_read_timeout,
             })
             .layer(MetricsLayer::new(metrics.clone(), "aws")),
@@ -275,6 +287,7 @@ pub async fn run_recording_into(
                 guard: guard.clone(),
                 recordings: recordings.clone(),
                 recorder: recorder.clone(),
+                audiences: cfg.listener_audiences("admin"),
                 auditors: Arc::new(
                     cfg.record
                         .auditors

@@ -77,7 +77,9 @@ pub struct AuthLayer {
 struct Settings {
     accept_raw: bool,
     resource_metadata: Option<String>,
-    audience: Option<String>,
+    /// The token's `aud` must name one of these (`None`: the issuers' audiences suffice; an
+    /// empty list accepts no token).
+    audiences: Option<Vec<String>>,
 }
 
 impl AuthLayer {
@@ -98,8 +100,16 @@ impl AuthLayer {
 
     /// Also requires the token's `aud` to name `resource` (RFC 8707: an MCP gateway accepts
     /// only tokens issued for it), besides the issuer's configured audiences.
-    pub fn require_audience(mut self, resource: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.settings).audience = Some(resource.into());
+    pub fn require_audience(self, resource: impl Into<String>) -> Self {
+        self.audiences(vec![resource.into()])
+    }
+
+    /// Requires the token's `aud` to name one of `audiences`, besides the issuer's configured
+    /// audiences: each listener accepts the tokens meant for it, so a token for one resource
+    /// (an MCP server) does not open another (AWS credentials, the admin API). An empty list
+    /// accepts no token at all.
+    pub fn audiences(mut self, audiences: Vec<String>) -> Self {
+        Arc::make_mut(&mut self.settings).audiences = Some(audiences);
         self
     }
 
@@ -187,11 +197,16 @@ where
                 Ok(t) => verifier.verify(&t).await,
                 Err(e) => Err(e),
             };
-            let verified = verified.and_then(|identity| match &settings.audience {
-                Some(resource) if !audience_names(&identity.claims, resource) => {
+            let verified = verified.and_then(|identity| {
+                let ok = settings
+                    .audiences
+                    .as_ref()
+                    .is_none_or(|list| list.iter().any(|a| audience_names(&identity.claims, a)));
+                if ok {
+                    Ok(identity)
+                } else {
                     Err(AuthError::WrongAudience)
                 }
-                _ => Ok(identity),
             });
             match verified {
                 Ok(identity) => {

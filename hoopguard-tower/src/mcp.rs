@@ -55,7 +55,7 @@
 //! ))).unwrap();
 //! req.extensions_mut().insert(Arc::new(Identity {
 //!     subject: "alice".into(), groups: vec![], issuer: "i".into(),
-//!     expires_at: std::time::SystemTime::now(), claims: Default::default(),
+//!     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None,
 //! }));
 //! let resp = svc.oneshot(req).await.unwrap();
 //! let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -841,6 +841,7 @@ mod layer_tests {
             issuer: "i".into(),
             expires_at: std::time::SystemTime::now(),
             claims: Default::default(),
+            namespace: None,
         })
     }
 

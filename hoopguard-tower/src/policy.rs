@@ -40,7 +40,7 @@
 //!     });
 //!
 //! let alice = Arc::new(Identity { subject: "alice".into(), groups: vec![], issuer: "i".into(),
-//!     expires_at: std::time::SystemTime::now(), claims: Default::default() });
+//!     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None });
 //! let mut req = Request::get("/").header("x-tool", "echo").body(Full::default()).unwrap();
 //! req.extensions_mut().insert(alice.clone());
 //! assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
@@ -419,6 +419,7 @@ mod tests {
             issuer: "i".into(),
             expires_at: std::time::SystemTime::now(),
             claims: Default::default(),
+            namespace: None,
         })
     }
 

@@ -8,10 +8,12 @@ use crate::support::{Gateway, OidcProvider, reqwest::blocking_client};
 /// The MCP listener's resource URI in these tests: tokens are issued for it (the provider's
 /// client id becomes the token's audience).
 const RESOURCE: &str = "https://gateway.test/mcp";
+/// The client id the agents' AWS tokens are issued for.
+const AWS_CLIENT: &str = "hoopguard-aws-agents";
 
 fn issuer_config(provider: &OidcProvider, extra: &str) -> String {
     format!(
-        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"{RESOURCE}\"]\njwks_min_refresh_interval = \"1s\"\n{extra}\n[aws.connections.default]\nbroker = \"static\"\n[mcp]\nresource = \"{RESOURCE}\"\n",
+        "[[identity.issuers]]\nissuer = \"{}\"\naudiences = [\"{RESOURCE}\", \"{AWS_CLIENT}\"]\njwks_min_refresh_interval = \"1s\"\n{extra}\n[aws.connections.default]\nbroker = \"static\"\n[mcp]\nresource = \"{RESOURCE}\"\n",
         provider.issuer()
     )
 }
@@ -54,13 +56,29 @@ fn tokens_from_a_real_provider_verify_through_discovery() {
     // Authenticated: past the token check, the MCP path says no server is configured.
     authenticated(&gw, &token).unwrap();
 
-    // The AWS credentials endpoint takes the raw token, as SDKs send the token file's content.
-    let resp = blocking_client()
-        .get(gw.url(gw.aws, "/v1/aws/credentials"))
-        .header("authorization", &token)
+    // A token for the MCP resource opens neither the AWS credentials endpoint nor the admin
+    // API: each listener takes the tokens meant for it.
+    let creds = |t: &str| {
+        blocking_client()
+            .get(gw.url(gw.aws, "/v1/aws/credentials"))
+            .header("authorization", t)
+            .send()
+            .unwrap()
+    };
+    let resp = creds(&token);
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().unwrap().contains("wrong_audience"));
+    let admin = blocking_client()
+        .get(gw.url(gw.admin, "/v1/approvals"))
+        .bearer_auth(&token)
         .send()
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(admin.status(), 401);
+    // The twin: a token for the AWS client id gets credentials (the raw token, as SDKs send the
+    // token file's content), but is no MCP token.
+    let aws_token = provider.token("alice", &["dev", "ops"], AWS_CLIENT);
+    assert_eq!(creds(&aws_token).status(), 200);
+    assert!(authenticated(&gw, &aws_token).is_err());
 
     // A token for another audience is refused with the reason.
     let other = provider.token("alice", &["dev"], "some-other-client");
@@ -95,7 +113,8 @@ fn tokens_from_a_real_provider_verify_through_discovery() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"hoopguard_auth_total{listener="mcp",outcome="wrong_audience"} 1"#),
+        // The other client's token, and the AWS token.
+        metrics.contains(r#"hoopguard_auth_total{listener="mcp",outcome="wrong_audience"} 2"#),
         "{metrics}"
     );
 

@@ -19,7 +19,7 @@
 //! # use hoopguard_core::identity::Identity;
 //! # fn who(s: &str, g: &[&str]) -> Identity { Identity { subject: s.into(),
 //! #     groups: g.iter().map(|x| x.to_string()).collect(), issuer: "i".into(),
-//! #     expires_at: std::time::SystemTime::now(), claims: Default::default() } }
+//! #     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None } }
 //!
 //! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
 //!     [[rules]]
@@ -347,10 +347,11 @@ impl Approvals {
         spec: &ApprovalSpec,
         asked: Option<&Asked>,
     ) -> Result<Gate, StoreError> {
-        let digest = call_digest(&who.subject, call, asked.and_then(|a| a.binding.as_deref()));
+        let requester = who.principal();
+        let digest = call_digest(&requester, call, asked.and_then(|a| a.binding.as_deref()));
         if let Some(a) = self
             .store
-            .take_grant(&who.subject, &digest, &spec.rule, now())
+            .take_grant(&requester, &digest, &spec.rule, now())
             .await?
         {
             return Ok(Gate::Granted { approval_id: a.id });
@@ -360,7 +361,7 @@ impl Approvals {
             approval: Approval {
                 id: new_id(),
                 status: Status::Pending,
-                requester: who.subject.clone(),
+                requester: requester.clone(),
                 requester_groups: who.groups.clone(),
                 summary: self.masker.mask_text(&call.summary()),
                 call: self.masker.mask_json(&call.to_json()),
@@ -394,7 +395,7 @@ impl Approvals {
                     Some(a) if a.status == Status::Approved => {
                         if let Some(a) = self
                             .store
-                            .take_grant(&who.subject, &digest, &spec.rule, now())
+                            .take_grant(&requester, &digest, &spec.rule, now())
                             .await?
                         {
                             return Ok(Gate::Granted { approval_id: a.id });
@@ -424,26 +425,27 @@ impl Approvals {
             .get(id)
             .await?
             .ok_or_else(|| VoteError::NotFound(id.to_string()))?;
+        let who = approver.principal();
         if !a.approvers.iter().any(|g| approver.in_group(g)) {
             return Err(VoteError::NotApprover {
-                subject: approver.subject.clone(),
+                subject: who,
                 groups: a.approvers.clone(),
             });
         }
-        if a.requester == approver.subject {
-            return Err(VoteError::SelfApproval(approver.subject.clone()));
+        if a.requester == who {
+            return Err(VoteError::SelfApproval(who));
         }
         let reason = reason
             .map(|r| r.chars().take(1000).collect::<String>())
             .filter(|r| !r.trim().is_empty());
         let vote = Vote {
-            approver: approver.subject.clone(),
+            approver: who.clone(),
             approve,
             reason,
             at: now(),
         };
         let after = self.store.vote(id, vote, now()).await?;
-        tracing::info!(approval = %after.id, approver = %approver.subject, approve,
+        tracing::info!(approval = %after.id, approver = %who, approve,
             status = after.status.as_str(), "approval vote recorded");
         if after.status != Status::Pending {
             self.notifier.send(Event::Decided, &after);
@@ -483,7 +485,7 @@ impl Approvals {
 }
 
 fn may_see(who: &Identity, a: &Approval) -> bool {
-    a.requester == who.subject || a.approvers.iter().any(|g| who.in_group(g))
+    a.requester == who.principal() || a.approvers.iter().any(|g| who.in_group(g))
 }
 
 /// The leaves of a JSON value as `dotted.path = value` pairs, in order (`params.InstanceId.1 =

@@ -14,6 +14,7 @@ fn who(sub: &str, groups: &[&str]) -> Identity {
         issuer: "https://idp.test".into(),
         expires_at: SystemTime::now(),
         claims: Default::default(),
+        namespace: None,
     }
 }
 
@@ -513,4 +514,35 @@ async fn what_is_stored_and_sent_is_masked_but_the_grant_binds_the_real_call() {
         a.gate(&alice, &call, &s, Some(&asked)).await.unwrap(),
         Gate::Granted { .. }
     ));
+}
+
+#[tokio::test]
+async fn an_identity_of_another_issuer_is_neither_the_requester_nor_an_approver() {
+    use crate::identity::Namespace;
+    let of = |issuer: &str, primary: bool, sub: &str, groups: &[&str]| {
+        let mut w = who(sub, groups);
+        w.namespace = Some(Namespace {
+            name: issuer.into(),
+            primary,
+        });
+        w
+    };
+    let (p, a) = (policy(""), memory());
+    let call = Call::aws("ec2:TerminateInstances", &[I1], Some("us-east-1"));
+    let alice = of("corp", true, "alice", &["dev"]);
+    let s = spec(&p, &alice, &call);
+    let pending = pending(&a, &alice, &call, &s).await;
+    assert_eq!(pending.requester, "corp:alice");
+    // A partner issuer asserting `managers` is not the corp's managers.
+    let fake = of("partner", false, "mallory", &["managers"]);
+    assert!(matches!(
+        a.decide(&fake, &pending.id, true, None).await,
+        Err(VoteError::NotApprover { .. })
+    ));
+    // The partner's `alice` is another person from corp's `alice`; her grant is not corp
+    // alice's either.
+    let maria = of("corp", true, "maria", &["managers"]);
+    a.decide(&maria, &pending.id, true, None).await.unwrap();
+    assert!(!granted(&a, &of("partner", false, "alice", &["dev"]), &call, &s).await);
+    assert!(granted(&a, &alice, &call, &s).await);
 }

@@ -363,6 +363,7 @@ mod tests {
             groups: vec![],
             connection: "default".into(),
             exp: 0,
+            ns: None,
         };
         let empty = Brokered {
             access_key_id: String::new(),

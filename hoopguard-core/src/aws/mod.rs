@@ -24,7 +24,7 @@
 //! use hoopguard_core::aws::Minter;
 //! # use hoopguard_core::identity::Identity;
 //! # let alice = Identity { subject: "alice".into(), groups: vec!["dev".into()], issuer: "i".into(),
-//! #     expires_at: SystemTime::now() + Duration::from_secs(3600), claims: Default::default() };
+//! #     expires_at: SystemTime::now() + Duration::from_secs(3600), claims: Default::default(), namespace: None };
 //!
 //! let minter = Minter::new(&[7u8; 32]);
 //! let creds = minter.mint(&alice, "default", Duration::from_secs(900)).unwrap();
@@ -102,6 +102,23 @@ pub struct Session {
     pub connection: String,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// The issuer the caller's identity came from, when several are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<crate::identity::Namespace>,
+}
+
+impl Session {
+    /// The caller, as the policy and approvals see them.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            subject: self.subject.clone(),
+            groups: self.groups.clone(),
+            issuer: "hoopguard:aws-session".into(),
+            expires_at: UNIX_EPOCH + Duration::from_secs(self.exp),
+            claims: Default::default(),
+            namespace: self.ns.clone(),
+        }
+    }
 }
 
 /// Why pseudo-credentials could not be minted or opened.
@@ -189,6 +206,7 @@ impl Minter {
             groups: who.groups.clone(),
             connection: connection.to_string(),
             exp,
+            ns: who.namespace.clone(),
         };
         let payload = B64.encode(serde_json::to_vec(&session).unwrap_or_default());
         let mac = B64.encode(hmac::sign(

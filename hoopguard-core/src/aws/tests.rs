@@ -10,6 +10,7 @@ fn alice(ttl: u64) -> Identity {
         issuer: "https://idp".into(),
         expires_at: SystemTime::now() + Duration::from_secs(ttl),
         claims: Default::default(),
+        namespace: None,
     }
 }
 

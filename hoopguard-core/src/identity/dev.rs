@@ -129,8 +129,8 @@ impl DevIssuer {
         self.mint_for(subject, groups, ttl, &[])
     }
 
-    /// [`DevIssuer::mint`], with more audiences besides the issuer's own (an MCP gateway's
-    /// resource URI, for one).
+    /// [`DevIssuer::mint`], for `audiences` instead of the issuer's own (an MCP gateway's
+    /// resource URI, for one: such a token is for that resource only).
     pub fn mint_for(
         &self,
         subject: &str,
@@ -156,7 +156,7 @@ impl DevIssuer {
             "aud": if audiences.is_empty() {
                 json!(self.audience)
             } else {
-                json!([vec![self.audience.clone()], audiences.to_vec()].concat())
+                json!(audiences)
             },
             "sub": subject,
             "groups": groups,
@@ -187,9 +187,18 @@ impl DevIssuer {
         })
     }
 
-    /// A verifier for this issuer's tokens, holding its public key directly (no HTTP).
+    /// A verifier for this issuer's tokens, holding its public key directly (no HTTP), named
+    /// `dev`.
     pub fn issuer_verifier(&self) -> IssuerVerifier {
+        self.issuer_verifier_for(&[])
+    }
+
+    /// [`DevIssuer::issuer_verifier`], also accepting tokens minted for `audiences` (the MCP
+    /// listener's resource URI).
+    pub fn issuer_verifier_for(&self, audiences: &[String]) -> IssuerVerifier {
         let mut cfg = IssuerConfig::new(self.issuer.clone(), self.audience.clone());
+        cfg.audiences.extend(audiences.iter().cloned());
+        cfg.name = Some("dev".into());
         cfg.algorithms = vec!["ES256".into()];
         let set = JwkSet {
             keys: vec![self.jwk.clone()],

@@ -70,6 +70,21 @@ pub struct Identity {
     pub expires_at: SystemTime,
     /// All claims of the token, verified.
     pub claims: Map<String, Value>,
+    /// Which of several trusted issuers vouched for this identity; `None` when only one issuer
+    /// is trusted (names are then used as they are).
+    pub namespace: Option<Namespace>,
+}
+
+/// The issuer an identity comes from, when several are trusted: subjects and groups of
+/// different issuers never meet. A policy names `corp:managers` for the group `managers` of the
+/// issuer named `corp`; a bare `managers` means the group of the *primary* issuer (the first
+/// one configured) only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Namespace {
+    /// The issuer's configured name.
+    pub name: String,
+    /// Whether it is the primary issuer, whose names may be written bare.
+    pub primary: bool,
 }
 
 impl std::fmt::Debug for Identity {
@@ -79,14 +94,58 @@ impl std::fmt::Debug for Identity {
             .field("groups", &self.groups)
             .field("issuer", &self.issuer)
             .field("expires_at", &self.expires_at)
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
 
 impl Identity {
-    /// Whether the identity is in `group`.
+    /// An identity of the only trusted issuer (no namespace), without claims.
+    pub fn new(
+        subject: impl Into<String>,
+        groups: Vec<String>,
+        issuer: impl Into<String>,
+        expires_at: SystemTime,
+    ) -> Identity {
+        Identity {
+            subject: subject.into(),
+            groups,
+            issuer: issuer.into(),
+            expires_at,
+            claims: Map::new(),
+            namespace: None,
+        }
+    }
+
+    /// Whether the identity is in `group`: `issuer:group` for a named issuer's group, a bare
+    /// name for the primary issuer's (or the only one's).
     pub fn in_group(&self, group: &str) -> bool {
-        self.groups.iter().any(|g| g == group)
+        let has = |g: &str| self.groups.iter().any(|x| x == g);
+        match &self.namespace {
+            None => has(group),
+            Some(ns) => match group.split_once(':') {
+                Some((name, g)) if name == ns.name => has(g),
+                _ => ns.primary && has(group),
+            },
+        }
+    }
+
+    /// Who this is across issuers: the subject, prefixed `issuer:` when several issuers are
+    /// trusted. Approvals name requesters and approvers by it.
+    pub fn principal(&self) -> String {
+        match &self.namespace {
+            None => self.subject.clone(),
+            Some(ns) => format!("{}:{}", ns.name, self.subject),
+        }
+    }
+
+    /// The names a subject pattern may match this identity by: the principal, and for the
+    /// primary issuer the bare subject too.
+    pub fn subject_names(&self) -> Vec<String> {
+        match &self.namespace {
+            Some(ns) if ns.primary => vec![self.principal(), self.subject.clone()],
+            _ => vec![self.principal()],
+        }
     }
 }
 
@@ -96,6 +155,10 @@ impl Identity {
 pub struct IssuerConfig {
     /// The issuer URL, exactly as in the tokens' `iss`.
     pub issuer: String,
+    /// A short name for the issuer (letters, digits, `-`, `_`), required when more than one
+    /// issuer is trusted: policies then name its groups and subjects `NAME:group`.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Accepted audiences; the token's `aud` (string or array) must contain one of them.
     pub audiences: Vec<String>,
     /// JWKS URL; when absent the issuer's OIDC discovery document gives it.
@@ -170,6 +233,7 @@ impl IssuerConfig {
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         IssuerConfig {
             issuer: issuer.into(),
+            name: None,
             audiences: vec![audience.into()],
             jwks_url: None,
             algorithms: default_algorithms(),
@@ -242,6 +306,18 @@ impl IssuerConfig {
                 message: "must list at least one non-empty audience (this gateway's client id or resource URI)".into(),
             });
         }
+        if let Some(n) = &self.name {
+            if n.is_empty()
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(IssuerConfigError {
+                    key: "name",
+                    message: format!("`{n}` is not a name of letters, digits, `-` and `_`"),
+                });
+            }
+        }
         if self.hmac_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return Err(IssuerConfigError {
                 key: "hmac_secret",
@@ -257,6 +333,10 @@ impl IssuerConfig {
 #[derive(Debug)]
 pub struct IssuerVerifier {
     issuer: String,
+    name: Option<String>,
+    audiences: Vec<String>,
+    /// Set by the verifier when several issuers are trusted.
+    namespace: Option<Namespace>,
     /// One validation per accepted algorithm (jsonwebtoken wants a single key family each).
     validations: Vec<(Algorithm, Validation)>,
     hmac: Option<DecodingKey>,
@@ -309,6 +389,9 @@ impl IssuerVerifier {
             .collect();
         Ok(IssuerVerifier {
             issuer: cfg.issuer.clone(),
+            name: cfg.name.clone(),
+            audiences: cfg.audiences.clone(),
+            namespace: None,
             validations,
             hmac: cfg
                 .hmac_secret
@@ -324,6 +407,22 @@ impl IssuerVerifier {
     /// The issuer URL.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The issuer's name, if configured.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Names the issuer (the development issuer is `dev`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The audiences this issuer's tokens may carry.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
     }
 
     /// Whether signing keys are held now (no fetch). Used by readiness checks.
@@ -436,6 +535,7 @@ impl IssuerVerifier {
             issuer: self.issuer.clone(),
             expires_at: UNIX_EPOCH + Duration::from_secs_f64(exp.max(0.0)),
             claims,
+            namespace: self.namespace.clone(),
         })
     }
 }
@@ -520,13 +620,24 @@ impl VerifierBuilder {
         self
     }
 
-    /// Builds the verifier.
+    /// Builds the verifier. With more than one issuer, identities are namespaced by the
+    /// issuer's name (its URL when it has none); the first issuer is the primary one.
     pub fn build(self) -> Verifier {
+        let several = self.issuers.len() > 1;
         Verifier {
             issuers: self
                 .issuers
                 .into_iter()
-                .map(|i| (i.issuer.clone(), Arc::new(i)))
+                .enumerate()
+                .map(|(i, mut v)| {
+                    if several {
+                        v.namespace = Some(Namespace {
+                            name: v.name.clone().unwrap_or_else(|| v.issuer.clone()),
+                            primary: i == 0,
+                        });
+                    }
+                    (v.issuer.clone(), Arc::new(v))
+                })
                 .collect(),
             cache: TokenCache::new(self.cache_capacity),
         }

@@ -15,7 +15,7 @@
 //! use hoopguard_core::policy::{Call, Effect, Policy, RuleConfig};
 //! # use hoopguard_core::identity::Identity;
 //! # let alice = Identity { subject: "alice".into(), groups: vec!["dev".into()], issuer: "i".into(),
-//! #     expires_at: std::time::SystemTime::now(), claims: Default::default() };
+//! #     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None };
 //!
 //! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
 //!     [[rules]]
@@ -129,10 +129,14 @@ pub struct RuleConfig {
     pub name: String,
     /// `allow`, `deny` or `approve`.
     pub effect: Effect,
-    /// The rule applies only to these subjects (wildcards allowed). Empty: anyone.
+    /// The rule applies only to these subjects (wildcards allowed). Empty: anyone. With several
+    /// trusted issuers, `NAME:subject` names a subject of the issuer named `NAME`; a bare
+    /// subject is one of the primary (first) issuer's.
     #[serde(default)]
     pub subjects: Vec<String>,
-    /// The rule applies only to members of one of these groups. Empty: anyone.
+    /// The rule applies only to members of one of these groups. Empty: anyone. With several
+    /// trusted issuers, `NAME:group` is a group of the issuer named `NAME`; a bare group is the
+    /// primary (first) issuer's.
     #[serde(default)]
     pub groups: Vec<String>,
     /// AWS actions, IAM style (`s3:GetObject`, `ec2:Describe*`, `s3:*`, `*`).
@@ -854,11 +858,18 @@ fn default_deny_mcp(who: &Identity, call: &Call) -> Decision {
 }
 
 fn principal_mismatch(rule: &Rule, who: &Identity) -> Option<String> {
-    if !rule.subjects.is_empty() && !rule.subjects.iter().any(|s| s.matches(&who.subject)) {
-        return Some(format!(
-            "subject `{}` is not one of the rule's subjects",
-            who.subject
-        ));
+    if !rule.subjects.is_empty() {
+        let names = who.subject_names();
+        if !rule
+            .subjects
+            .iter()
+            .any(|s| names.iter().any(|n| s.matches(n)))
+        {
+            return Some(format!(
+                "subject `{}` is not one of the rule's subjects",
+                who.principal()
+            ));
+        }
     }
     if !rule.groups.is_empty() && !rule.groups.iter().any(|g| who.in_group(g)) {
         return Some(format!(

@@ -143,6 +143,7 @@ fn who(sub: &str, groups: &[&str]) -> Identity {
         issuer: "https://idp.test".into(),
         expires_at: std::time::SystemTime::now(),
         claims: Default::default(),
+        namespace: None,
     }
 }
 
@@ -473,4 +474,57 @@ proptest::proptest! {
         let mcp = Call::tool(tool, args);
         proptest::prop_assert_eq!(p.decide(&w, &mcp), p.decide_by_scan(&w, &mcp));
     }
+}
+
+#[test]
+fn groups_and_subjects_of_several_issuers_never_collide() {
+    use crate::identity::Namespace;
+    let of = |issuer: &str, primary: bool, sub: &str, groups: &[&str]| {
+        let mut w = who(sub, groups);
+        w.namespace = Some(Namespace {
+            name: issuer.into(),
+            primary,
+        });
+        w
+    };
+    let rules = r#"
+        [[rules]]
+        name = "managers"
+        effect = "allow"
+        groups = ["managers"]
+        actions = ["ec2:TerminateInstances"]
+
+        [[rules]]
+        name = "partner-admins"
+        effect = "allow"
+        groups = ["partner:admins"]
+        actions = ["ec2:RebootInstances"]
+
+        [[rules]]
+        name = "alice-only"
+        effect = "allow"
+        subjects = ["alice"]
+        actions = ["s3:ListAllMyBuckets"]
+    "#;
+    let t: toml::Table = toml::from_str(rules).unwrap();
+    let p = Policy::compile(&t["rules"].clone().try_into::<Vec<RuleConfig>>().unwrap()).unwrap();
+    let terminate = Call::aws("ec2:TerminateInstances", &[], None);
+    let reboot = Call::aws("ec2:RebootInstances", &[], None);
+    let list = Call::aws("s3:ListAllMyBuckets", &[], None);
+    let corp = of("corp", true, "alice", &["managers"]);
+    let partner = of("partner", false, "alice", &["managers", "admins"]);
+    // A bare group is the primary issuer's: the partner's `managers` is not it.
+    assert_eq!(p.decide(&corp, &terminate).effect, Effect::Allow);
+    assert_eq!(p.decide(&partner, &terminate).effect, Effect::Deny);
+    // `partner:admins` is the partner's group only.
+    assert_eq!(p.decide(&partner, &reboot).effect, Effect::Allow);
+    assert_eq!(
+        p.decide(&of("corp", true, "bob", &["admins"]), &reboot)
+            .effect,
+        Effect::Deny
+    );
+    // The same goes for subjects.
+    assert_eq!(p.decide(&corp, &list).effect, Effect::Allow);
+    assert_eq!(p.decide(&partner, &list).effect, Effect::Deny);
+    assert_eq!(partner.principal(), "partner:alice");
 }
