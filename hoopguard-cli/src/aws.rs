@@ -36,6 +36,7 @@ use hoopguard_core::identity::{Identity, Verifier};
 use hoopguard_core::policy::{ApprovalSpec, AwsAction, Call, GrantKind};
 use hoopguard_core::record::Recorder;
 use hoopguard_tower::auth::AuthLayer;
+use hoopguard_tower::body::{Budget, Reservation};
 use hoopguard_tower::mask::MaskLayer;
 use hoopguard_tower::policy::{Guard, Verdict};
 use hoopguard_tower::record::Origin;
@@ -81,7 +82,7 @@ struct AwsState {
     unclassified: Option<Arc<ApprovalSpec>>,
     vhost_suffixes: Arc<Vec<String>>,
     /// Bytes of request bodies that may be held at once (`aws.max_buffered`).
-    budget: Arc<tokio::sync::Semaphore>,
+    budget: Budget,
     body_read_timeout: Duration,
 }
 
@@ -97,9 +98,7 @@ pub(crate) fn router(setup: AwsSetup) -> Router {
         max_body: setup.max_body,
         client: setup.client,
         vhost_suffixes: Arc::new(setup.s3_virtual_host_suffixes),
-        budget: Arc::new(tokio::sync::Semaphore::new(
-            setup.max_buffered.min(tokio::sync::Semaphore::MAX_PERMITS),
-        )),
+        budget: Budget::new(setup.max_buffered),
         body_read_timeout: setup.body_read_timeout,
         unclassified: (!setup.unclassified_approvers.is_empty()).then(|| {
             Arc::new(ApprovalSpec {
@@ -335,7 +334,7 @@ enum Payload {
 /// A buffered body and the share of `aws.max_buffered` it holds until the call is done.
 struct Buffered {
     bytes: Bytes,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _reserved: Option<Reservation>,
 }
 
 /// Reads a body that decides what the call does, within `aws.max_policy_body`, the memory
@@ -360,18 +359,13 @@ async fn read_body(
         return Err(too_large());
     }
     let want = declared.unwrap_or(state.max_body).min(state.max_body);
-    let permit = if want == 0 {
-        None
-    } else {
-        let n = u32::try_from(want).unwrap_or(u32::MAX);
-        Some(state.budget.clone().try_acquire_many_owned(n).map_err(|_| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SlowDown",
-                "hoopguard holds as many request bodies as it may at once (`aws.max_buffered`); retry shortly".to_string(),
-            )
-        })?)
-    };
+    let reserved = state.budget.try_reserve(want).ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "hoopguard holds as many request bodies as it may at once (`aws.max_buffered`); retry shortly".to_string(),
+        )
+    })?;
     match tokio::time::timeout(
         state.body_read_timeout,
         axum::body::to_bytes(body, state.max_body),
@@ -389,7 +383,7 @@ async fn read_body(
         Ok(Err(_)) => Err(too_large()),
         Ok(Ok(bytes)) => Ok(Buffered {
             bytes,
-            _permit: permit,
+            _reserved: Some(reserved),
         }),
     }
 }
@@ -464,7 +458,7 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
     let buffered = if streamed {
         Buffered {
             bytes: Bytes::new(),
-            _permit: None,
+            _reserved: None,
         }
     } else {
         match read_body(&state, &parts.headers, body.take().expect("set")).await {

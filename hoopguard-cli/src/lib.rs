@@ -13,6 +13,7 @@ pub mod approvals_cli;
 mod aws;
 pub mod config;
 pub mod explain;
+mod listen;
 mod mcp;
 pub mod serve;
 pub mod sessions_cli;

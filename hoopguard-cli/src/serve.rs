@@ -302,7 +302,15 @@ pub async fn run_recording_into(
         };
         let router = router.layer(axum::middleware::map_request(client_addr));
         tracing::info!(listener = name, %addr, "listening");
-        bound.push((name, listener, router));
+        let limits = crate::listen::Limits {
+            header_read_timeout: cfg.server.header_read_timeout,
+            idle_timeout: cfg.server.idle_timeout,
+            max_connections: l.max_connections.unwrap_or(cfg.server.max_connections),
+            max_connections_per_client: l
+                .max_connections_per_client
+                .unwrap_or(cfg.server.max_connections_per_client),
+        };
+        bound.push((name, listener, router, limits));
     }
 
     // Fetch the issuers' keys now rather than on the first call.
@@ -320,19 +328,10 @@ pub async fn run_recording_into(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for (name, listener, router) in bound {
-        let mut rx = stop_rx.clone();
+    for (name, listener, router, limits) in bound {
+        let rx = stop_rx.clone();
         servers.spawn(async move {
-            let app = router.into_make_service_with_connect_info::<SocketAddr>();
-            // Small answers (JSON-RPC, SSE events) go out at once, not after a delayed ACK.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
+            let res = crate::listen::serve(name, listener, router, limits, rx).await;
             (name, res)
         });
     }

@@ -78,3 +78,50 @@ where
         }
     }
 }
+
+/// A memory budget for request bodies held at once, shared by the requests of a listener: a
+/// request that would go beyond it is refused at once rather than wait (memory stays bounded
+/// whatever the clients send; they retry).
+///
+/// ```
+/// use hoopguard_tower::body::Budget;
+///
+/// let budget = Budget::new(1024);
+/// let a = budget.try_reserve(1000).unwrap();
+/// assert!(budget.try_reserve(100).is_none());
+/// drop(a);
+/// assert!(budget.try_reserve(100).is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Budget {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Bytes reserved from a [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Budget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Budget {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
+
+    /// Reserves `bytes`, or `None` when the budget does not have them now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        if bytes == 0 {
+            return Some(Reservation { _permit: None });
+        }
+        let n = u32::try_from(bytes).ok()?;
+        let permit = self.permits.clone().try_acquire_many_owned(n).ok()?;
+        Some(Reservation {
+            _permit: Some(permit),
+        })
+    }
+}

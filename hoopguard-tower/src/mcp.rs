@@ -94,6 +94,9 @@ pub type McpBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The largest POSTed body read, and the largest JSON answer filtered.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The default bound on request bodies held at once by one guard.
+pub const DEFAULT_BUDGET: usize = 256 * 1024 * 1024;
 /// The largest server-sent event passed on.
 pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 
@@ -189,6 +192,7 @@ pub struct McpGuard {
     recorder: Option<Arc<Recorder>>,
     transport: &'static str,
     changed_approval: Option<Arc<hoopguard_core::policy::ApprovalSpec>>,
+    budget: crate::body::Budget,
 }
 
 impl McpLayer {
@@ -292,6 +296,25 @@ where
         ));
     };
     let origin = crate::record::Origin::of(req.headers(), req.extensions());
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(_reserved) = shared
+        .budget
+        .try_reserve(declared.unwrap_or(MAX_BODY).min(MAX_BODY))
+    else {
+        return Ok(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &error(
+                None,
+                UNAVAILABLE,
+                "the gateway holds as many request bodies as it may at once; retry shortly",
+                None,
+            ),
+        ));
+    };
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -419,7 +442,15 @@ impl McpGuard {
             recorder: None,
             transport: "streamable-http",
             changed_approval: None,
+            budget: crate::body::Budget::new(DEFAULT_BUDGET),
         }
+    }
+
+    /// Bounds the request bodies held at once across all calls (default 256 MiB): a call
+    /// beyond it is refused with "server busy" rather than grow memory.
+    pub fn budget(mut self, budget: crate::body::Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Calls to a tool whose definition changed since it was pinned are sent to `approvers`

@@ -87,7 +87,7 @@ pub(crate) fn agent_env(cmd: &mut Command, gw: &Gateway, token_file: &Path) {
         .env("AWS_MAX_ATTEMPTS", "1");
 }
 
-fn output(out: std::process::Output) -> (bool, String) {
+pub(crate) fn output(out: std::process::Output) -> (bool, String) {
     (
         out.status.success(),
         format!(

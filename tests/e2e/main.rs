@@ -5,6 +5,7 @@
 mod approvals;
 mod aws;
 mod binary;
+mod limits;
 mod mask;
 mod mcp;
 mod oidc;
