@@ -46,6 +46,12 @@ impl Store for Unrecorded {
     fn sessions(&self) -> Result<Vec<String>, RecordError> {
         Ok(Vec::new())
     }
+    fn summary(
+        &self,
+        _: &str,
+    ) -> Result<Option<hoopguard_core::record::digest::Summary>, RecordError> {
+        Ok(None)
+    }
     fn read(&self, _: &str) -> Result<Vec<Event>, RecordError> {
         Ok(Vec::new())
     }

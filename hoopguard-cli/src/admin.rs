@@ -11,6 +11,7 @@
 //! | `POST /v1/approvals/{id}/deny` `{"reason": "…"}` | an approver's no (reason required) |
 //! | `POST /v1/authorize` `{"call": {…}, "binding": "…", "details": {…}}` | decide a call for the caller (a `once` grant is used by it; `binding` — `body_sha256` is its older name — binds the grant to the exact request, `details` is what approvers see, masked) |
 //! | `GET /v1/sessions?subject=&since=&action=&decision=&limit=` | recorded sessions (approvers and auditors only) |
+//! | `GET /v1/sessions-digest-key` | the public key of the signed digests (approvers and auditors only) |
 //! | `GET /v1/sessions/{id}` | one session's events |
 //! | `GET /v1/sessions/{id}/verify` | checks its hash chain: `{"ok": false, "event": N, "problem": "…"}` when broken |
 //! | `POST /v1/sessions/{id}/revoke` `{"reason": "…"}` | ends the session as `revoked`; its calls are refused from then on |
@@ -60,6 +61,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/v1/approvals/{id}/deny", post(deny))
         .route("/v1/authorize", post(authorize))
         .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions-digest-key", get(digest_key))
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/sessions/{id}/verify", get(verify_session))
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
@@ -371,6 +373,25 @@ struct SessionsQuery {
     action: Option<String>,
     decision: Option<String>,
     limit: Option<usize>,
+}
+
+/// `GET /v1/sessions-digest-key`: the public key that verifies the signed digests, for auditors
+/// (`hoopguard sessions verify --public-key`).
+async fn digest_key(
+    State(s): State<AdminState>,
+    Extension(who): Extension<Arc<Identity>>,
+) -> Response {
+    if let Some(r) = refuse_unless_reader(&s, &who) {
+        return r;
+    }
+    match s.recorder.digest_public_key() {
+        Some(k) => Json(json!({"public_key": k.to_base64(), "key_id": k.key_id()})).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_signed",
+            "the recordings are not signed: set record.signing_key_file".into(),
+        ),
+    }
 }
 
 async fn list_sessions(

@@ -217,10 +217,29 @@ pub struct RecordConfig {
     /// How much of each request and response body is recorded, after masking (`64KiB`).
     #[serde(default = "default_body_cap", with = "byte_size")]
     pub body_cap: u64,
+    /// The Ed25519 key (PKCS#8, DER or base64; `hoopguard sessions keygen` makes one) that
+    /// signs digests of the recordings, read from this file — never inside `data_dir`, which it
+    /// protects. Without it (or `signing_key_env`), recordings are hash-chained only.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// The same key from this environment variable (base64 of the PKCS#8 document).
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
+    /// How often a signed digest is made when something changed (and at once when a session
+    /// ends). Default `5m`.
+    #[serde(
+        default = "default_digest_interval",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub digest_interval: Duration,
     /// Groups whose members may read recordings through the admin API (approvers of any rule
     /// may too).
     #[serde(default)]
     pub auditors: Vec<String>,
+}
+
+fn default_digest_interval() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_segment_size() -> u64 {
@@ -308,6 +327,9 @@ impl Default for RecordConfig {
             retention_interval: default_retention_interval(),
             body_cap: default_body_cap(),
             auditors: Vec::new(),
+            signing_key_file: None,
+            signing_key_env: None,
+            digest_interval: default_digest_interval(),
         }
     }
 }
@@ -766,6 +788,29 @@ fn default_grace() -> Duration {
     Duration::from_secs(30)
 }
 
+/// Whether `path` lies inside `dir` (both made absolute, symbolic links resolved where they
+/// exist).
+pub(crate) fn inside(path: &Path, dir: &Path) -> bool {
+    let abs = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(p)
+            };
+            // The parent may exist even when the file does not.
+            match (
+                p.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+                p.file_name(),
+            ) {
+                (Some(d), Some(f)) => d.join(f),
+                _ => p,
+            }
+        })
+    };
+    abs(path).starts_with(abs(dir))
+}
+
 /// A configuration error: where (file, key) and what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
@@ -940,6 +985,24 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+        }
+        if let Some(f) = &self.record.signing_key_file {
+            if self.record.signing_key_env.is_some() {
+                return Err((
+                    "record.signing_key_env".into(),
+                    "give the digest signing key as a file or an environment variable, not both"
+                        .into(),
+                ));
+            }
+            if inside(f, &self.data_dir) {
+                return Err((
+                    "record.signing_key_file".into(),
+                    format!(
+                        "{} is inside data_dir: whoever can rewrite the recordings could read the key and sign anything; keep it elsewhere (a secret mount, /etc/hoopguard)",
+                        f.display()
+                    ),
+                ));
             }
         }
         if self

@@ -155,10 +155,22 @@ enum SessionsCommand {
         /// The session id.
         id: String,
     },
-    /// Check the hash chain of one session, or all; names the first broken event, exits 1.
+    /// Check the hash chain of one session, or all; with `--public-key`, also the signed
+    /// digests (removed, cut or rewritten sessions); names what is broken, exits 1.
     Verify {
         /// The session id (default: every session).
         id: Option<String>,
+        /// The digest signing key's public half (base64, as `keygen` printed it), to check the
+        /// signed digests with.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key for signing digests: writes the private key (PKCS#8, mode 0600) to
+    /// FILE and its public key to FILE.pub, and prints the public key for auditors.
+    Keygen {
+        /// Where to write the private key; keep it outside the data directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// One session as JSON.
     Export {
@@ -437,7 +449,31 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
         )
         .map(|t| (t, true)),
         SessionsCommand::Show { id } => sessions_cli::show(&dir, &id).map(|t| (t, true)),
-        SessionsCommand::Verify { id } => sessions_cli::verify(&dir, id.as_deref()),
+        SessionsCommand::Verify { id, public_key } => {
+            match sessions_cli::verify(&dir, id.as_deref()) {
+                Ok((mut text, mut ok)) => match public_key {
+                    Some(path) => match sessions_cli::verify_digests(&dir, &path, id.as_deref()) {
+                        Ok((more, signed_ok)) => {
+                            text.push_str(&more);
+                            ok &= signed_ok;
+                            Ok((text, ok))
+                        }
+                        Err(e) => return fail(1, &e),
+                    },
+                    None => {
+                        if hoopguard_core::record::digest::digests_dir(&dir).exists() {
+                            text.push_str("note    signed digests are there but were not checked: pass --public-key\n");
+                        }
+                        Ok((text, ok))
+                    }
+                },
+                Err(e) => Err(e),
+            }
+        }
+        SessionsCommand::Keygen { out } => match sessions_cli::keygen(&out) {
+            Ok(text) => Ok((text, true)),
+            Err(e) => return fail(1, &e),
+        },
         SessionsCommand::Export { id } => sessions_cli::export(&dir, &id).map(|t| (t, true)),
         SessionsCommand::Replay { id, speed } => {
             sessions_cli::replay(&dir, &id, speed, &mut std::io::stdout())

@@ -87,11 +87,47 @@ pub(crate) fn open_recorder(
     let store = JsonlStore::open(dir, durability)
         .map_err(fail)?
         .with_segment_size(cfg.record.segment_size);
-    Ok(Recorder::new(Arc::new(store))
+    let mut recorder = Recorder::new(Arc::new(store));
+    if let Some(key) = signing_key(cfg)? {
+        tracing::info!(
+            public_key = %key.public_key().to_base64(),
+            key_id = %key.public_key().key_id(),
+            "recordings are signed: digests every {}",
+            hoopguard_core::duration::format(cfg.record.digest_interval)
+        );
+        let digester = hoopguard_core::record::digest::Digester::open(dir, key).map_err(fail)?;
+        recorder = recorder.with_digester(Arc::new(digester));
+    } else {
+        tracing::warn!(
+            "recordings are hash-chained but not signed: someone who can write the data directory can rewrite them undetected; set record.signing_key_file (see `hoopguard sessions keygen`)"
+        );
+    }
+    Ok(recorder
         .with_index(dir)
         .map_err(fail)?
         .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
         .with_masker(mask, cfg.record.body_cap as usize))
+}
+
+/// The digest signing key `[record]` names, if any.
+pub fn signing_key(
+    cfg: &Config,
+) -> Result<Option<hoopguard_core::record::digest::SigningKey>, String> {
+    use hoopguard_core::record::digest::SigningKey;
+    match (&cfg.record.signing_key_file, &cfg.record.signing_key_env) {
+        (Some(f), _) => SigningKey::load(f)
+            .map(Some)
+            .map_err(|e| format!("record.signing_key_file: {e}")),
+        (None, Some(var)) => {
+            let v = std::env::var(var).map_err(|_| {
+                format!("record.signing_key_env: the environment variable {var} is not set")
+            })?;
+            SigningKey::parse(v.as_bytes())
+                .map(Some)
+                .map_err(|e| format!("record.signing_key_env ({var}): {e}"))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Opens the approvals store in the data directory and the webhooks.
@@ -189,6 +225,33 @@ pub async fn run_recording_into(
                 tick.tick().await;
                 if let Err(e) = r.sync() {
                     tracing::error!(error = %e, "cannot flush the recordings to disk");
+                }
+            }
+        });
+    }
+    if let Some(wanted) = recorder.digest_wanted() {
+        let r = recorder.clone();
+        let every = cfg.record.digest_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = wanted.notified() => {}
+                }
+                let r = r.clone();
+                match tokio::task::spawn_blocking(move || r.digest()).await {
+                    Ok(Ok(Some(made))) => tracing::info!(
+                        digest = made.seq,
+                        sessions = made.sessions,
+                        removed = made.removed,
+                        "signed a digest of the recordings"
+                    ),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot sign a digest of the recordings")
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot sign a digest of the recordings"),
                 }
             }
         });
@@ -365,6 +428,11 @@ pub async fn run_recording_into(
     match recorder.end_all("gateway shutdown") {
         Ok(n) => tracing::info!(sessions = n, "recorded the end of the open sessions"),
         Err(e) => tracing::error!(error = %e, "cannot record the end of the open sessions"),
+    }
+    match recorder.digest() {
+        Ok(Some(made)) => tracing::info!(digest = made.seq, "signed the last digest"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot sign the last digest of the recordings"),
     }
     match drained {
         Ok(()) => tracing::info!("stopped cleanly"),

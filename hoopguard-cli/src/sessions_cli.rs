@@ -108,6 +108,84 @@ pub fn verify(dir: &Path, session: Option<&str>) -> Result<(String, bool), Recor
     Ok((out, all_ok))
 }
 
+/// Checks the signed digests with the public key in `key_file` (and every session against them,
+/// or only `session`); the text, and whether nothing was found.
+pub fn verify_digests(
+    dir: &Path,
+    key_file: &Path,
+    session: Option<&str>,
+) -> Result<(String, bool), String> {
+    use hoopguard_core::record::digest::{PublicKey, verify_digests};
+    let key = PublicKey::load(key_file).map_err(|e| e.to_string())?;
+    let report = verify_digests(dir, &key).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let about = |m: &str| session.is_none_or(|s| m.contains(&format!("`{s}`")));
+    let problems: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|m| about(m) || m.starts_with("digest "))
+        .collect();
+    if report.digests == 0 {
+        out.push_str(
+            "BROKEN  no signed digests: nothing proves these recordings were not rewritten\n",
+        );
+        return Ok((out, false));
+    }
+    let newest = report.newest_at.map_or("?".into(), |t| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(t),
+        )
+        .to_string()
+    });
+    for p in &problems {
+        out.push_str(&format!("BROKEN  {p}\n"));
+    }
+    for n in report.notes.iter().filter(|m| about(m)) {
+        out.push_str(&format!("note    {n}\n"));
+    }
+    if problems.is_empty() {
+        out.push_str(&format!(
+            "ok      {} signed digests (key {}), newest {newest}: {} sessions as signed\n",
+            report.digests,
+            key.key_id(),
+            report.sessions
+        ));
+    }
+    Ok((out, problems.is_empty()))
+}
+
+/// Writes a new digest signing key to `out` (0600) and its public key to `out.pub`.
+pub fn keygen(out: &Path) -> Result<String, String> {
+    use std::io::Write;
+    let (pkcs8, key) =
+        hoopguard_core::record::digest::SigningKey::generate().map_err(|e| e.to_string())?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(out).map_err(|e| {
+        format!(
+            "cannot create {}: {e} (an existing key is never overwritten)",
+            out.display()
+        )
+    })?;
+    f.write_all(&pkcs8)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let public = key.public_key().to_base64();
+    let pub_path = std::path::PathBuf::from(format!("{}.pub", out.display()));
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", pub_path.display()))?;
+    Ok(format!(
+        "wrote the signing key to {} and its public key to {}\npublic key: {public}\nset `record.signing_key_file = {:?}` and give auditors the public key\n",
+        out.display(),
+        pub_path.display(),
+        out.display()
+    ))
+}
+
 /// The session as a JSON array of events.
 pub fn export(dir: &Path, session: &str) -> Result<String, RecordError> {
     let events = record::read_session(dir, session)?;

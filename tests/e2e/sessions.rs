@@ -366,3 +366,125 @@ fn a_gateway_killed_under_load_reopens_recordings_that_verify() {
         );
     }
 }
+
+/// Rewrites a session as someone who can write the data directory would: drops event `n` and
+/// chains the rest again (every `prev`, `seq` and the head), so the plain hash chain verifies.
+fn drop_and_rechain(recordings: &std::path::Path, session: &str, n: usize) {
+    let path = recordings.join(format!("{session}.jsonl"));
+    let mut events: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    events.remove(n - 1);
+    let mut prev = "0".repeat(64);
+    let mut out = String::new();
+    for (i, e) in events.iter_mut().enumerate() {
+        e["seq"] = json!(i + 1);
+        e["prev"] = json!(prev);
+        let line = serde_json::to_string(e).unwrap();
+        prev = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, line.as_bytes()).as_ref());
+        out.push_str(&line);
+        out.push('\n');
+    }
+    std::fs::write(&path, out).unwrap();
+    let head_path = recordings.join(format!("{session}.head"));
+    let mut head: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head_path).unwrap()).unwrap();
+    head["seq"] = json!(events.len());
+    head["hash"] = json!(prev);
+    std::fs::write(&head_path, serde_json::to_vec(&head).unwrap()).unwrap();
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// With a signing key outside the data directory, the gateway signs digests of its recordings;
+/// an auditor's `sessions verify --public-key` then catches what the plain chain cannot: a
+/// dropped event re-chained, a session deleted.
+#[test]
+fn signed_digests_catch_a_rewritten_or_deleted_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = keys.join("digest.key");
+    let (st, out, err) =
+        run_hoopguard(&["sessions", "keygen", "--out", key.to_str().unwrap()], &[]);
+    assert!(st.success(), "{err}");
+    let public_file = keys.join("digest.key.pub");
+    let public = std::fs::read_to_string(&public_file).unwrap();
+    assert!(String::from_utf8_lossy(&out).contains(public.trim()));
+    let extra = format!(
+        "[identity.dev_issuer]\nenabled = true\n\n[record]\nauditors = [\"security\"]\nsigning_key_file = {key:?}\ndigest_interval = \"1s\"\n\n[aws.connections.default]\nbroker = \"static\"\naccess_key_id = \"AKIDNOWHERE\"\nsecret_access_key = \"nowhere-static-secret\"\nendpoint = \"http://127.0.0.1:9\"\n\n[[policy.rules]]\nname = \"describe\"\neffect = \"allow\"\ngroups = [\"dev\"]\nactions = [\"ec2:Describe*\"]\n"
+    );
+    let mut gw = Gateway::start(dir.path(), &extra, &[]);
+    let config = gw.config.to_str().unwrap().to_string();
+    let alice = gw.dev_token("alice", "dev", None);
+    let sam = gw.dev_token("sam", "security", None);
+    // The public key is published to auditors.
+    let (status, k) = gw.admin(&sam, "/v1/sessions-digest-key", None);
+    assert_eq!(status, 200, "{k}");
+    assert_eq!(k["public_key"].as_str(), Some(public.trim()));
+    let creds = pseudo_credentials(&gw, &alice);
+    for args in [
+        &["ec2", "describe-instances"][..],
+        &["iam", "list-users"],
+        &["ec2", "describe-vpcs"],
+    ] {
+        aws_cli_with(&gw, &creds, dir.path(), args);
+    }
+    assert!(gw.proc.terminate(Duration::from_secs(30)).success());
+    let log = gw.proc.output();
+    assert!(log.contains("signed"), "{log}");
+
+    let verify = |signed: bool| {
+        let mut args = vec!["verify"];
+        if signed {
+            args.extend(["--public-key", public_file.to_str().unwrap()]);
+        }
+        sessions(&config, &args)
+    };
+    // The legitimate twin: untouched, both verify.
+    let (code, out, err) = verify(true);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("signed digests"), "{out}");
+    let recordings = dir.path().join("data/recordings");
+    let id = std::fs::read_dir(&recordings)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".head").map(str::to_string)
+        })
+        .find(|n| n.starts_with("aws-"))
+        .unwrap();
+    // Drop the denied `iam:ListUsers` call and chain the rest again: the plain chain is fooled.
+    drop_and_rechain(&recordings, &id, 3);
+    let (code, out, _) = verify(false);
+    assert_eq!(code, 0, "the hash chain alone cannot see it: {out}");
+    let (code, out, _) = verify(true);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&id) && out.contains("BROKEN"), "{out}");
+    // Deleting the whole session is seen too.
+    for ext in ["jsonl", "head"] {
+        std::fs::remove_file(recordings.join(format!("{id}.{ext}"))).unwrap();
+    }
+    let (code, out, _) = verify(true);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("`{id}` is missing")), "{out}");
+    // A key inside the data directory is refused: whoever could rewrite the recordings could
+    // read it.
+    let inside = dir.path().join("data/digest.key");
+    std::fs::copy(&key, &inside).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&gw.config)
+            .unwrap()
+            .replace(&format!("{key:?}"), &format!("{inside:?}")),
+    )
+    .unwrap();
+    let (st, _, err) = run_hoopguard(&["check", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("record.signing_key_file"), "{err}");
+}

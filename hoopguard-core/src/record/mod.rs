@@ -31,6 +31,7 @@
 //! assert_eq!(verify(dir.path(), "s-1").unwrap(), 2);
 //! ```
 
+pub mod digest;
 mod index;
 mod store;
 
@@ -160,6 +161,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn read(&self, session: &str) -> Result<Vec<Event>, RecordError>;
     /// Checks the chain of `session`; the number of events kept.
     fn verify(&self, session: &str) -> Result<usize, RecordError>;
+    /// Where `session` stands, for a signed digest: its last event and hash, its first kept
+    /// event; `None` if it holds no event.
+    fn summary(&self, session: &str) -> Result<Option<digest::Summary>, RecordError>;
     /// Removes what `policy` no longer keeps.
     fn retain(&self, policy: &Retention, now: SystemTime) -> Result<Removed, RecordError>;
 }
@@ -178,6 +182,7 @@ pub struct Recorder {
     masker: Option<Arc<Engine>>,
     body_cap: usize,
     ending: Mutex<()>,
+    digests: Option<(Arc<digest::Digester>, Arc<tokio::sync::Notify>)>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -288,6 +293,7 @@ impl Recorder {
             masker: None,
             body_cap: 64 * 1024,
             ending: Mutex::new(()),
+            digests: None,
         }
     }
 
@@ -329,6 +335,39 @@ impl Recorder {
     /// How many bytes of each body are recorded.
     pub fn body_cap(&self) -> usize {
         self.body_cap
+    }
+
+    /// Signs digests of the recordings with `digester` ([`digest`]): [`Recorder::digest`]
+    /// makes one; the end of a session or a retention pass asks for one at once
+    /// ([`Recorder::digest_wanted`]).
+    pub fn with_digester(mut self, digester: Arc<digest::Digester>) -> Self {
+        self.digests = Some((digester, Arc::new(tokio::sync::Notify::new())));
+        self
+    }
+
+    /// Writes a signed digest of what changed since the last one (`None`: no digester, or
+    /// nothing changed).
+    pub fn digest(&self) -> Result<Option<digest::Made>, RecordError> {
+        match &self.digests {
+            Some((d, _)) => d.digest(&*self.store),
+            None => Ok(None),
+        }
+    }
+
+    /// The public key digests are signed with, if they are.
+    pub fn digest_public_key(&self) -> Option<digest::PublicKey> {
+        self.digests.as_ref().map(|(d, _)| d.public_key())
+    }
+
+    /// Notified when a digest should be made now (a session ended, retention removed events).
+    pub fn digest_wanted(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.digests.as_ref().map(|(_, n)| n.clone())
+    }
+
+    fn want_digest(&self) {
+        if let Some((_, n)) = &self.digests {
+            n.notify_one();
+        }
     }
 
     /// The store.
@@ -389,6 +428,7 @@ impl Recorder {
         match self.state(session) {
             Some(s) if !s.ended => {
                 self.append(session, "end", serde_json::json!({ "reason": reason }))?;
+                self.want_digest();
                 Ok(true)
             }
             _ => Ok(false),
@@ -430,6 +470,7 @@ impl Recorder {
                     "end",
                     serde_json::json!({ "reason": "revoked", "by": by, "why": why }),
                 )?;
+                self.want_digest();
                 Ok(true)
             }
         }
@@ -463,6 +504,9 @@ impl Recorder {
         let removed = self.store.retain(policy, SystemTime::now())?;
         for s in &removed.sessions {
             self.to_index(IndexOp::Remove(s.clone()));
+        }
+        if removed.segments > 0 {
+            self.want_digest();
         }
         Ok(removed)
     }

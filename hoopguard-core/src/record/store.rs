@@ -226,8 +226,26 @@ fn for_each_line(
     Ok(())
 }
 
+/// What walking a session's chain found (it verified).
+pub(super) struct Walk {
+    /// Events kept.
+    pub(super) count: usize,
+    /// The sequence number and `prev` of the first kept event (the next one's, when none is).
+    pub(super) first_seq: u64,
+    pub(super) first_prev: String,
+    /// The last event's sequence number.
+    pub(super) last_seq: u64,
+    /// The hash of the line of the event asked for, if it is kept.
+    pub(super) hash_at: Option<String>,
+}
+
 /// Checks the chain of `session` and its head; returns the number of events kept.
 pub(super) fn verify(dir: &Path, session: &str) -> Result<usize, RecordError> {
+    walk(dir, session, 0).map(|w| w.count)
+}
+
+/// Checks the chain of `session` and its head, noting the hash of event `at` on the way.
+pub(super) fn walk(dir: &Path, session: &str, at: u64) -> Result<Walk, RecordError> {
     check_id(session)?;
     let head = match read_head(dir, session) {
         Ok(h) => Some(h),
@@ -243,7 +261,9 @@ pub(super) fn verify(dir: &Path, session: &str) -> Result<usize, RecordError> {
         Some(t) => (t.seq, t.hash.clone()),
         None => (0, GENESIS.to_string()),
     };
+    let (first_seq, first_prev) = (seq + 1, prev.clone());
     let mut count = 0usize;
+    let mut hash_at = None;
     for_each_line(dir, session, head.as_ref(), |line| {
         let expected = seq + 1;
         let Some(body) = line else {
@@ -268,11 +288,21 @@ pub(super) fn verify(dir: &Path, session: &str) -> Result<usize, RecordError> {
         }
         prev = line_hash(body);
         seq = expected;
+        if seq == at {
+            hash_at = Some(prev.clone());
+        }
         count += 1;
         Ok(())
     })?;
+    let walked = Walk {
+        count,
+        first_seq,
+        first_prev,
+        last_seq: seq,
+        hash_at,
+    };
     match head {
-        Some(head) if head.seq == seq && head.hash == prev => Ok(count),
+        Some(head) if head.seq == seq && head.hash == prev => Ok(walked),
         Some(head) if head.seq > seq => Err(broken(
             seq + 1,
             format!("is missing: the session had {} events", head.seq),
@@ -559,6 +589,35 @@ impl Store for JsonlStore {
 
     fn verify(&self, session: &str) -> Result<usize, RecordError> {
         verify(&self.dir, session)
+    }
+
+    fn summary(&self, session: &str) -> Result<Option<super::digest::Summary>, RecordError> {
+        let head = {
+            let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.get(session).map(|slot| slot.head.clone())
+        };
+        let head = match head {
+            Some(h) => h,
+            None => match read_head(&self.dir, session) {
+                Ok(h) => h,
+                Err(RecordError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        if head.seq == 0 {
+            return Ok(None);
+        }
+        let (first_seq, first_prev) = match &head.trim {
+            Some(t) => (t.seq + 1, t.hash.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        Ok(Some(super::digest::Summary {
+            events: head.seq,
+            last: head.hash,
+            first_seq,
+            first_prev,
+            ended: head.ended,
+        }))
     }
 
     fn retain(&self, policy: &Retention, now: SystemTime) -> Result<Removed, RecordError> {
