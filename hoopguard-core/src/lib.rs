@@ -23,6 +23,8 @@
 pub mod approvals;
 pub mod aws;
 pub mod duration;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod identity;
 pub mod json;
 mod keyfile;

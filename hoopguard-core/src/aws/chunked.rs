@@ -98,6 +98,16 @@ enum State {
     Done,
 }
 
+/// How long the text before `marker` is at least, when `buf` holds no complete `marker`: its
+/// length, less what at its end could be the start of the marker.
+fn least_len(buf: &[u8], marker: &[u8]) -> usize {
+    let partial = (1..marker.len())
+        .rev()
+        .find(|&k| buf.ends_with(&marker[..k]))
+        .unwrap_or(0);
+    buf.len() - partial
+}
+
 /// The incremental de-framer. See the module docs.
 pub struct Dechunker {
     framing: Framing,
@@ -150,10 +160,13 @@ impl Dechunker {
         loop {
             match self.state {
                 State::Header => {
-                    let Some(end) = find_crlf(&self.buf) else {
-                        if self.buf.len() > MAX_HEADER {
-                            return Err(ChunkError::Malformed("chunk header too long"));
-                        }
+                    // The limit holds however the bytes arrive: a header is too long whether
+                    // its CRLF came in the same read or not.
+                    let found = find_crlf(&self.buf);
+                    if found.unwrap_or_else(|| least_len(&self.buf, b"\r\n")) > MAX_HEADER {
+                        return Err(ChunkError::Malformed("chunk header too long"));
+                    }
+                    let Some(end) = found else {
                         break;
                     };
                     let line = self.buf.split_to(end + 2);
@@ -228,12 +241,24 @@ impl Dechunker {
                 State::Trailers => {
                     // Trailer lines end with an empty line; checksums in them are for the
                     // framed upload and are not forwarded (see the module docs).
-                    let Some(end) = find(&self.buf, b"\r\n\r\n")
-                        .or_else(|| (self.buf.starts_with(b"\r\n")).then_some(usize::MAX))
-                    else {
-                        if self.buf.len() > MAX_TRAILERS {
-                            return Err(ChunkError::Malformed("trailers too long"));
-                        }
+                    // No trailers: the section is one empty line. Otherwise it ends at the
+                    // first empty line — decided the same way however the bytes arrive.
+                    let end = if self.buf.starts_with(b"\r\n") {
+                        Some(usize::MAX)
+                    } else if self.buf.len() < 2 {
+                        None
+                    } else {
+                        find(&self.buf, b"\r\n\r\n")
+                    };
+                    let least = match end {
+                        Some(usize::MAX) => 0,
+                        Some(e) => e,
+                        None => least_len(&self.buf, b"\r\n\r\n"),
+                    };
+                    if least > MAX_TRAILERS {
+                        return Err(ChunkError::Malformed("trailers too long"));
+                    }
+                    let Some(end) = end else {
                         break;
                     };
                     let consumed = if end == usize::MAX { 2 } else { end + 4 };
