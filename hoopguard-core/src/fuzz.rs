@@ -9,8 +9,11 @@
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
+/// A fuzz target: arbitrary bytes in, a panic only when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sigv4", sigv4),
     ("chunked", chunked),
     ("classify", classify),
