@@ -3,6 +3,7 @@
 //! Run them with `bash scripts/test.sh`, which installs the peers first.
 
 mod approvals;
+mod attacks;
 mod aws;
 mod binary;
 mod limits;

@@ -44,7 +44,7 @@ iam.put_role_policy(
     PolicyName="everything-the-tests-do",
     PolicyDocument=json.dumps({
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["sts:*", "s3:*", "ec2:*", "secretsmanager:*", "dynamodb:*", "ssm:*"], "Resource": "*"}],
+        "Statement": [{"Effect": "Allow", "Action": ["sts:*", "s3:*", "ec2:*", "secretsmanager:*", "dynamodb:*", "ssm:*", "lambda:*"], "Resource": "*"}],
     }),
 )
 print(json.dumps({

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::webhook::{Format, Notifier, WebhookConfig};
 use super::*;
@@ -545,4 +545,39 @@ async fn an_identity_of_another_issuer_is_neither_the_requester_nor_an_approver(
     a.decide(&maria, &pending.id, true, None).await.unwrap();
     assert!(!granted(&a, &of("partner", false, "alice", &["dev"]), &call, &s).await);
     assert!(granted(&a, &alice, &call, &s).await);
+}
+
+#[test]
+fn an_mcp_grant_binds_the_tool_and_the_canonical_json_of_its_arguments() {
+    let d = |args: Value| call_digest("alice", &Call::tool("deploy", args), None);
+    let base = d(json!({"env": "prod", "opts": {"force": false, "n": 1}}));
+    // Key order is not part of the call...
+    assert_eq!(
+        base,
+        d(json!({"opts": {"n": 1, "force": false}, "env": "prod"}))
+    );
+    // ...every value is, at any depth, and so is the tool.
+    assert_ne!(
+        base,
+        d(json!({"env": "prod", "opts": {"force": true, "n": 1}}))
+    );
+    assert_ne!(
+        base,
+        d(json!({"env": "prod", "opts": {"force": false, "n": 2}}))
+    );
+    assert_ne!(
+        base,
+        d(json!({"env": "prod", "opts": {"force": false, "n": 1}, "extra": 0}))
+    );
+    assert_ne!(
+        base,
+        call_digest(
+            "alice",
+            &Call::tool(
+                "deploy2",
+                json!({"env": "prod", "opts": {"force": false, "n": 1}})
+            ),
+            None
+        )
+    );
 }

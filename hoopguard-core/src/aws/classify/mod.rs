@@ -307,12 +307,12 @@ fn json_call(
             "X-Amz-Target `{target}` names no operation"
         )));
     };
+    let (svc, op) = by_target(p, services, prefix, op, Protocol::Json, "X-Amz-Target")?;
     if p.method != "POST" || p.path != "/" || !p.query.is_empty() {
         return Err(refused(
             "a JSON-protocol call is `POST /` without a query string",
         ));
     }
-    let (svc, op) = by_target(p, services, prefix, op, Protocol::Json, "X-Amz-Target")?;
     let params = json_body(p.body)?;
     let scalars = top_level(&params);
     Ok(Found {
@@ -334,6 +334,9 @@ fn by_target(
     protocol: Protocol,
     how: &str,
 ) -> Result<(&'static Service, &'static str), ClassifyError> {
+    if !services.iter().any(|s| s.speaks(protocol)) {
+        return Err(foreign(p, services, protocol.as_str()));
+    }
     let named: Vec<&'static Service> = services
         .iter()
         .filter(|s| s.target == Some(prefix))
