@@ -761,11 +761,13 @@ async fn decide(
     };
     match classified {
         Ok(c) => {
-            let asked = Asked {
-                binding: Some(exact.binding(verified)),
-                details: exact.details(verified, &c),
+            let asked = || {
+                Some(Asked {
+                    binding: Some(exact.binding(verified)),
+                    details: exact.details(verified, &c),
+                })
             };
-            let verdict = state.guard.authorize(who, &c.call, Some(&asked)).await;
+            let verdict = state.guard.authorize_with(who, &c.call, asked).await;
             (c, verdict)
         }
         Err(ClassifyError::Refused(why)) => {

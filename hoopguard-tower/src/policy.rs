@@ -194,6 +194,17 @@ impl Guard {
     /// `asked` binds a `once` grant to the exact request and says what the approver sees
     /// ([`Asked`]).
     pub async fn authorize(&self, who: &Identity, call: &Call, asked: Option<&Asked>) -> Verdict {
+        self.authorize_with(who, call, || asked.cloned()).await
+    }
+
+    /// [`Guard::authorize`], making what was asked only when an approval needs it (building an
+    /// approver's view of a call is not free; most calls are allowed or denied outright).
+    pub async fn authorize_with(
+        &self,
+        who: &Identity,
+        call: &Call,
+        asked: impl FnOnce() -> Option<Asked>,
+    ) -> Verdict {
         let decision = self.policy.load().decide(who, call);
         let verdict = match (decision.effect, &decision.approval) {
             (Effect::Allow, _) => Verdict::Allow {
@@ -201,8 +212,16 @@ impl Guard {
                 approval_id: None,
             },
             (Effect::Approve, Some(spec)) => {
-                self.gate(who, call, spec, asked, decision.rule, decision.reason)
-                    .await
+                let asked = asked();
+                self.gate(
+                    who,
+                    call,
+                    spec,
+                    asked.as_ref(),
+                    decision.rule,
+                    decision.reason,
+                )
+                .await
             }
             _ => Verdict::Deny {
                 rule: decision.rule,
