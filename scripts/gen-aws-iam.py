@@ -117,8 +117,8 @@ OVERRIDES = {
 
 
 def routes():
-    """{signing name: set(operations)} from routes.txt."""
-    out = defaultdict(set)
+    """{signing name: {endpoint prefix: set(operations)}} from routes.txt."""
+    out = defaultdict(lambda: defaultdict(set))
     current = None
     with open(ROUTES) as fh:
         for line in fh:
@@ -126,10 +126,20 @@ def routes():
             if not line or line.startswith("#"):
                 continue
             if line.startswith("@"):
-                current = line[1:].split(" ")[0]
+                head = line[1:].split(" ")
+                current = (head[0], head[2])
                 continue
-            out[current].add(line.split(" ")[0])
+            out[current[0]][current[1]].add(line.split(" ")[0])
     return out
+
+
+# Operations whose name two services of one IAM prefix share, at an endpoint of their own, with
+# the actions the Amazon S3 Control API Reference's "Permissions" sections name.
+ENDPOINT_OVERRIDES = {
+    ("s3-control", "PutPublicAccessBlock"): ["PutAccountPublicAccessBlock"],
+    ("s3-control", "GetPublicAccessBlock"): ["GetAccountPublicAccessBlock"],
+    ("s3-control", "DeletePublicAccessBlock"): ["PutAccountPublicAccessBlock"],
+}
 
 
 def main():
@@ -150,11 +160,17 @@ def main():
     services = {k: v for k, v in data.items() if isinstance(v, dict) and "privileges" in v}
 
     links = defaultdict(lambda: defaultdict(list))
+    # S3 Control's pages are `API_control_Operation.html`: links for its endpoint only.
+    control_links = defaultdict(lambda: defaultdict(list))
     for prefix, svc in services.items():
         for name, priv in svc["privileges"].items():
-            m = re.search(r"/API_([A-Za-z0-9]+)\.html", priv.get("api_documentation_link") or "")
+            link = priv.get("api_documentation_link") or ""
+            m = re.search(r"/API_([A-Za-z0-9]+)\.html", link)
             if m:
                 links[prefix][m.group(1)].append(name)
+            m = re.search(r"/API_control_([A-Za-z0-9]+)\.html", link)
+            if m:
+                control_links[prefix][m.group(1)].append(name)
 
     def same_name(prefix, op):
         """The action named like the operation, case aside (GetBucketCors: s3:GetBucketCORS)."""
@@ -174,7 +190,8 @@ def main():
     ]
     # Signing names that are not IAM prefixes: the prefix that knows most of their operations,
     # when it knows at least half of them.
-    by_signing = routes()
+    by_endpoint = routes()
+    by_signing = {sig: set().union(*eps.values()) for sig, eps in by_endpoint.items()}
     prefix_of = {}
     for signing, ops in sorted(by_signing.items()):
         if signing in services:
@@ -205,6 +222,27 @@ def main():
         for signing, p in prefix_of.items():
             if p == prefix:
                 ops |= by_signing[signing]
+        # Operation names S3 and S3 Control share (one signing name, one IAM prefix, other
+        # meanings: account-level public access blocks, Outposts buckets): S3 Control's own
+        # entry, or "no known action" (`-`). Elsewhere two endpoints of one prefix that share an
+        # operation name (TagResource, …) share its action too.
+        endpoints = defaultdict(set)
+        for signing, p in prefix_of.items():
+            if p == prefix:
+                for ep, eops in by_endpoint[signing].items():
+                    for op in eops:
+                        endpoints[op].add((signing, ep))
+        for op, eps in sorted(endpoints.items()):
+            if len({ep for _, ep in eps}) < 2 or prefix != "s3":
+                continue
+            for signing, ep in sorted(eps):
+                own = ENDPOINT_OVERRIDES.get((ep, op)) or (
+                    sorted(control_links[prefix].get(op, [])) if ep == "s3-control" else []
+                )
+                if own:
+                    out.append(">%s:%s %s" % (ep, op, ",".join(own)))
+                elif ep != signing:
+                    out.append(">%s:%s -" % (ep, op))
         for op in sorted(ops):
             if op in svc["privileges"]:
                 continue

@@ -13,7 +13,7 @@ where `q=` lists the operation's query-string members (`+` marks a list, which m
 `*` a required one), `h=` its
 required header members, and `d` marks a deprecated operation (used only to settle ties with
 its replacement on the same route). Operations served only by another host (S3's
-ListDirectoryBuckets, at the S3 Express control endpoint) are left out.
+ListDirectoryBuckets, at the S3 Express control endpoint; CreateSession) are left out.
 
 Usage: scripts/gen-aws-routes.py [BOTOCORE_DATA_DIR] > hoopguard-core/src/aws/routes.txt
 Run it with the test venv (target/peers/venv/bin/python) after changing the pinned botocore.
@@ -40,8 +40,9 @@ def load(path):
 
 # Operations served only by another host than the one hoopguard sends their signing name's calls
 # to: S3's ListDirectoryBuckets goes to the S3 Express control endpoint (and shares `GET /` with
-# ListBuckets).
-OTHER_HOST = {("s3", "ListDirectoryBuckets")}
+# ListBuckets); CreateSession is S3 Express's (`s3express:CreateSession`) and answers credentials
+# that would reach directory buckets without hoopguard.
+OTHER_HOST = {("s3", "ListDirectoryBuckets"), ("s3", "CreateSession")}
 
 
 def other_host(endpoint, name):

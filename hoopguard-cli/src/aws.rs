@@ -267,23 +267,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// An S3 object upload, whose body is streamed rather than buffered.
-fn is_object_upload(parts: &axum::http::request::Parts, service: &str) -> bool {
-    if service != "s3" || parts.method != axum::http::Method::PUT {
-        return false;
-    }
-    if parts.headers.contains_key("x-amz-copy-source") {
-        return false;
-    }
-    let path = parts.uri.path().trim_start_matches('/');
-    let has_key = path
-        .split_once('/')
-        .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
-    let query_ok = parts.uri.query().unwrap_or("").split('&').all(|kv| {
-        let k = kv.split('=').next().unwrap_or("");
-        k.is_empty() || k == "partNumber" || k == "uploadId" || k == "x-id"
-    });
-    has_key && query_ok
+/// An S3 object upload — a request whose head alone classifies as `PutObject` or `UploadPart`
+/// at the S3 endpoint — whose body is streamed rather than buffered. Everything else (S3
+/// Control's PUTs among them) is buffered and inspected.
+fn is_object_upload(head: &Parts<'_>) -> bool {
+    head.service == "s3"
+        && head.method == "PUT"
+        && classify(head).is_ok_and(|c| {
+            c.endpoint == "s3" && matches!(c.operation.as_str(), "PutObject" | "UploadPart")
+        })
 }
 
 /// The bucket of a virtual-host S3 request: the `Host` is `BUCKET.SUFFIX[:port]` for one of
@@ -452,7 +444,44 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
             ),
         );
     }
-    let streamed = declared.is_some() && is_object_upload(&parts, &head.service);
+    let conn_name = head.session.connection.clone();
+    let Some(conn) = state.connections.get(&conn_name) else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("the AWS connection `{conn_name}` is no longer configured"),
+        );
+    };
+    // What will be forwarded is what is classified, bound and recorded. A presigned URL's
+    // signature is the caller's: it neither names an operation nor goes upstream.
+    let query = raw_query
+        .split('&')
+        .filter(|kv| {
+            let signature =
+                head.presigned && PRESIGN_PARAMS.contains(&kv.split('=').next().unwrap_or(""));
+            !kv.is_empty() && !signature
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    // A virtual-host S3 request (`Host: bucket.localhost`) is classified and sent path-style.
+    let path = match virtual_host_bucket(&parts.headers, &head.service, &state.vhost_suffixes) {
+        Some(bucket) if parts.uri.path() == "/" => format!("/{bucket}"),
+        Some(bucket) => format!("/{bucket}{}", parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    };
+    let head_only = forward_headers(&parts.headers, false);
+    let head_pairs = pairs(&head_only);
+    let streamed = declared.is_some()
+        && is_object_upload(&Parts {
+            method: parts.method.as_str(),
+            path: &path,
+            query: &query,
+            headers: &head_pairs,
+            body: None,
+            service: &head.service,
+            region: &head.region,
+            account: conn.account.as_deref(),
+        });
     let mut body = Some(body);
     // Buffer what decides policy; leave object uploads streaming.
     let buffered = if streamed {
@@ -511,31 +540,6 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         }
         _ => Payload::Buffered(buffered.bytes.clone(), body_hash.unwrap_or_default()),
     };
-    let conn_name = verified.session.connection.clone();
-    let Some(conn) = state.connections.get(&conn_name) else {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            &format!("the AWS connection `{conn_name}` is no longer configured"),
-        );
-    };
-    // What will be forwarded is what is classified, bound and recorded. A presigned URL's
-    // signature is the caller's: it neither names an operation nor goes upstream.
-    let query = raw_query
-        .split('&')
-        .filter(|kv| {
-            let signature =
-                verified.presigned && PRESIGN_PARAMS.contains(&kv.split('=').next().unwrap_or(""));
-            !kv.is_empty() && !signature
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    // A virtual-host S3 request (`Host: bucket.localhost`) is classified and sent path-style.
-    let path = match virtual_host_bucket(&parts.headers, &verified.service, &state.vhost_suffixes) {
-        Some(bucket) if parts.uri.path() == "/" => format!("/{bucket}"),
-        Some(bucket) => format!("/{bucket}{}", parts.uri.path()),
-        None => parts.uri.path().to_string(),
-    };
     let dechunked = matches!(payload, Payload::Chunked(..));
     let forwarded = forward_headers(&parts.headers, dechunked);
     let inspected: Option<&[u8]> = match &payload {
@@ -562,11 +566,13 @@ async fn api_call(State(state): State<AwsState>, req: Request) -> Response {
         },
         bytes: inspected.map(<[u8]>::len),
     };
+    // The headers that reach AWS are the ones read: one named in `Connection`, dropped before
+    // forwarding, changes nothing there and so nothing here.
     let classified = classify(&Parts {
         method: parts.method.as_str(),
         path: &path,
         query: &query,
-        headers: &headers,
+        headers: &forwarded_pairs,
         body: inspected,
         service: &verified.service,
         region: &verified.region,
@@ -1141,6 +1147,32 @@ mod tests {
         assert!(rec.state("aws-s1").unwrap().ended);
         let events = hoopguard_core::record::read_session(dir.path(), "aws-s1").unwrap();
         assert_eq!(events.last().unwrap().data["reason"], "token expired");
+    }
+
+    #[test]
+    fn only_object_uploads_stream() {
+        let head = |method: &'static str, path: &'static str, query: &'static str| {
+            is_object_upload(&Parts {
+                method,
+                path,
+                query,
+                headers: &[("x-amz-account-id", b"123456789012")],
+                body: None,
+                service: "s3",
+                region: "us-east-1",
+                account: None,
+            })
+        };
+        assert!(head("PUT", "/b/k", ""));
+        assert!(head("PUT", "/b/k", "partNumber=1&uploadId=u"));
+        // S3 Control's PUTs look like object paths but are buffered and inspected.
+        assert!(!head(
+            "PUT",
+            "/v20180820/configuration/publicAccessBlock",
+            ""
+        ));
+        assert!(!head("PUT", "/b/k", "tagging"));
+        assert!(!head("POST", "/b/k", "uploads"));
     }
 
     #[test]

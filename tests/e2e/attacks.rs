@@ -534,6 +534,21 @@ fn attacks_never_reach_aws_and_their_legitimate_twins_do() {
         req("s3", "DELETE", "/prod-bucket/k", ""),
         403,
     );
+    // DeleteObjects names its keys in XML: read strictly, so no key hides from the decision.
+    let delete = |body: &str| {
+        json!({"service": "s3", "method": "POST", "path": "/team-bucket", "query": "delete",
+            "body": body, "headers": [["content-md5", "AAAAAAAAAAAAAAAAAAAAAA=="]]})
+    };
+    env.refused(
+        "DeleteObjects with a key behind `<Object\\n>`",
+        delete("<Delete><Object><Key>k</Key></Object><Object\n><Key>prod/secret</Key></Object></Delete>"),
+        400,
+    );
+    env.passes(
+        "DeleteObjects",
+        delete("<Delete><Object><Key>k</Key></Object></Delete>"),
+        "/team-bucket?delete",
+    );
     // A JSON body with a key twice.
     env.refused(
         "DeleteTable with two TableNames",

@@ -24,7 +24,39 @@
 //! assert_ne!(approved, call("Action=TerminateInstances&InstanceId.1=i-production"));
 //! ```
 
-use super::sigv4::{canonical_query, canonical_uri};
+use super::sigv4::canonical_uri;
+
+/// The query as the services read it — decoded once, `+` as a space (as classification reads
+/// it: `a+b` and `a%2Bb` are different values) — re-encoded, sorted by name only, so the order
+/// of a repeated name's values (a list) is kept while the order of names is not.
+fn canonical_query(query: &str) -> String {
+    let enc = |bytes: Vec<u8>| {
+        let mut out = String::with_capacity(bytes.len());
+        for b in bytes {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    let d = |x: &str| super::pct::decode(x.as_bytes(), true);
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (enc(d(k)), enc(d(v)))
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
 
 /// Headers left out of the binding: the caller's signature and what SDKs change between retries
 /// of one call. Every other forwarded header is bound.
@@ -265,6 +297,43 @@ mod tests {
         for (i, v) in variants.iter().enumerate() {
             assert_ne!(v.digest(), d, "variant {i} did not change the digest");
         }
+        // `+` is a space, `%2B` a plus: two values. A list's order is its own.
+        assert_ne!(
+            Binding {
+                query: "v=a+b",
+                ..base(&h)
+            }
+            .digest(),
+            Binding {
+                query: "v=a%2Bb",
+                ..base(&h)
+            }
+            .digest()
+        );
+        assert_ne!(
+            Binding {
+                query: "id=1&id=2",
+                ..base(&h)
+            }
+            .digest(),
+            Binding {
+                query: "id=2&id=1",
+                ..base(&h)
+            }
+            .digest()
+        );
+        assert_eq!(
+            Binding {
+                query: "v=a%20b",
+                ..base(&h)
+            }
+            .digest(),
+            Binding {
+                query: "v=a+b",
+                ..base(&h)
+            }
+            .digest()
+        );
         // No two parts can be shifted into each other.
         assert_ne!(
             Binding {

@@ -40,6 +40,7 @@ pub(crate) struct Action {
 pub(crate) struct IamService {
     pub(crate) types: HashMap<&'static str, &'static str>,
     pub(crate) actions: HashMap<&'static str, Action>,
+    /// `Operation` or `endpoint:Operation` → actions (`["-"]`: none known).
     ops: HashMap<&'static str, Vec<&'static str>>,
 }
 
@@ -116,12 +117,26 @@ pub(crate) fn service(prefix: &str) -> Option<&'static IamService> {
     DATA.prefixes.get(prefix)
 }
 
-/// The IAM action names (without prefix) operation `op` of IAM prefix `prefix` needs, and
-/// whether the reference knows them (`false`: the operation's own name, unknown to IAM data).
-pub(crate) fn actions_for(prefix: &str, op: &'static str) -> (Vec<&'static str>, bool) {
+/// The IAM action names (without prefix) operation `op`, of the service at endpoint prefix
+/// `endpoint`, needs under IAM prefix `prefix`, and whether the reference knows them (`false`:
+/// the operation's own name, unknown to IAM data). An entry for the endpoint comes first: S3
+/// and S3 Control share a signing name and some operation names (`PutPublicAccessBlock` is
+/// `s3:PutBucketPublicAccessBlock` at `s3` but `s3:PutAccountPublicAccessBlock` at
+/// `s3-control`).
+pub(crate) fn actions_for(
+    prefix: &str,
+    endpoint: &str,
+    op: &'static str,
+) -> (Vec<&'static str>, bool) {
     let Some(svc) = service(prefix) else {
         return (vec![op], false);
     };
+    if let Some(actions) = svc.ops.get(format!("{endpoint}:{op}").as_str()) {
+        return match actions.as_slice() {
+            ["-"] => (vec![op], false),
+            _ => (actions.clone(), true),
+        };
+    }
     if svc.actions.contains_key(op) {
         return (vec![op], true);
     }
@@ -318,21 +333,33 @@ mod tests {
     #[test]
     fn operations_map_to_the_references_actions() {
         assert_eq!(
-            actions_for("s3", "ListObjectsV2"),
+            actions_for("s3", "s3", "ListObjectsV2"),
             (vec!["ListBucket"], true)
         );
-        assert_eq!(actions_for("s3", "HeadObject"), (vec!["GetObject"], true));
         assert_eq!(
-            actions_for("lambda", "Invoke"),
+            actions_for("s3", "s3", "HeadObject"),
+            (vec!["GetObject"], true)
+        );
+        assert_eq!(
+            actions_for("lambda", "lambda", "Invoke"),
             (vec!["InvokeFunction"], true)
         );
         assert_eq!(
-            actions_for("ec2", "TerminateInstances").0,
+            actions_for("ec2", "ec2", "TerminateInstances").0,
             ["TerminateInstances"]
         );
         assert_eq!(
-            actions_for("ec2", "NoSuchOperation"),
+            actions_for("ec2", "ec2", "NoSuchOperation"),
             (vec!["NoSuchOperation"], false)
+        );
+        // One operation name, two endpoints, two actions.
+        assert_eq!(
+            actions_for("s3", "s3", "PutPublicAccessBlock").0,
+            ["PutBucketPublicAccessBlock"]
+        );
+        assert_eq!(
+            actions_for("s3", "s3-control", "PutPublicAccessBlock").0,
+            ["PutAccountPublicAccessBlock"]
         );
         assert_eq!(prefix("monitoring"), "cloudwatch");
         assert_eq!(prefix("ec2"), "ec2");

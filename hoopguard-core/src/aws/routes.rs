@@ -239,6 +239,14 @@ pub(crate) fn rest_match(
     params: &[(String, String)],
     has_header: &dyn Fn(&str) -> bool,
 ) -> Result<RestMatch, String> {
+    // The names sent more than once, found once for all routes.
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    let mut repeated: Vec<&str> = Vec::new();
+    for (k, _) in params {
+        if !seen.insert(k.as_str()) && !repeated.contains(&k.as_str()) {
+            repeated.push(k);
+        }
+    }
     let mut best: Vec<(usize, RestMatch)> = Vec::new();
     for svc in services
         .iter()
@@ -270,10 +278,9 @@ pub(crate) fn rest_match(
                 });
             // A parameter sent twice is read one way by one server and another way by the
             // next: only list members may repeat.
-            let repeats_ok = params.iter().enumerate().all(|(i, (k, _))| {
-                !params[..i].iter().any(|(p, _)| p == k)
-                    || r.members.iter().any(|(m, _, list)| m == k && *list)
-            });
+            let repeats_ok = repeated
+                .iter()
+                .all(|k| r.members.iter().any(|(m, _, list)| m == k && *list));
             if !(literal_ok && required_ok && all_known && repeats_ok) {
                 continue;
             }

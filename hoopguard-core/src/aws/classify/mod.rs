@@ -144,6 +144,10 @@ pub enum ClassifyError {
     Unknown(String),
 }
 
+/// The most parameters a call may carry (query, form fields): more is refused rather than
+/// read, so no request makes classification slow.
+const MAX_PARAMS: usize = 4096;
+
 fn refused(why: impl Into<String>) -> ClassifyError {
     ClassifyError::Refused(why.into())
 }
@@ -271,7 +275,7 @@ pub fn classify(p: &Parts<'_>) -> Result<Classified, ClassifyError> {
     } else {
         rest_call(p, services, &query)?
     };
-    Ok(finish(p, found))
+    finish(p, found)
 }
 
 /// An operation found, before IAM mapping.
@@ -282,6 +286,10 @@ struct Found {
     params: Value,
     /// Name → values, for ARN placeholders.
     scalars: Vec<(String, String)>,
+    /// Whether the request carries structured parameters (lists of structures, nested
+    /// members) that were not read for ARNs: a resource type it names nowhere else may be
+    /// named there (SSM `SendCommand` `Targets`), so it is unknown, not absent.
+    unread: bool,
 }
 
 fn foreign(p: &Parts<'_>, services: &[Service], protocol: &str) -> ClassifyError {
@@ -314,13 +322,14 @@ fn json_call(
         ));
     }
     let params = json_body(p.body)?;
-    let scalars = top_level(&params);
+    let (scalars, unread) = top_level(&params);
     Ok(Found {
         service: svc,
         op,
         protocol: Protocol::Json,
         params,
         scalars,
+        unread,
     })
 }
 
@@ -410,8 +419,16 @@ fn query_call(
             "a query-protocol call with a body needs `Content-Type: application/x-www-form-urlencoded`",
         ));
     }
-    for (i, (k, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(n, _)| n == k) {
+    if params.len() > MAX_PARAMS {
+        return Err(refused(format!(
+            "the call has more than {MAX_PARAMS} parameters"
+        )));
+    }
+    // A name twice — or twice but for case (`Action` and `action`) — is read one way here and
+    // perhaps another way by the service.
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    for (k, _) in &params {
+        if !seen.insert(k.to_ascii_lowercase()) {
             return Err(refused(format!(
                 "the parameter `{k}` is given more than once"
             )));
@@ -440,12 +457,16 @@ fn query_call(
     };
     let mut obj = Map::new();
     let mut scalars = Vec::new();
+    let mut unread = false;
     for (k, v) in &params {
         obj.insert(k.clone(), Value::String(v.clone()));
         // `InstanceId.1` is the first of the list `InstanceId`; deeper names are structures.
         let top = match k.split_once('.') {
             Some((t, n)) if n.bytes().all(|b| b.is_ascii_digit()) => t,
-            Some(_) => continue,
+            Some(_) => {
+                unread = true;
+                continue;
+            }
             None => k.as_str(),
         };
         scalars.push((top.to_string(), v.clone()));
@@ -456,6 +477,7 @@ fn query_call(
         protocol,
         params: Value::Object(obj),
         scalars,
+        unread,
     })
 }
 
@@ -476,13 +498,14 @@ fn cbor_call(
     }
     let (svc, op) = by_target(p, services, prefix, op, Protocol::RpcV2Cbor, "the RPC path")?;
     let params = cbor_body(p.body.unwrap_or_default())?;
-    let scalars = top_level(&params);
+    let (scalars, unread) = top_level(&params);
     Ok(Found {
         service: svc,
         op,
         protocol: Protocol::RpcV2Cbor,
         params,
         scalars,
+        unread,
     })
 }
 
@@ -547,25 +570,30 @@ fn cbor_body(body: &[u8]) -> Result<Value, ClassifyError> {
     Ok(v)
 }
 
-/// The top-level strings (and lists of strings, and numbers) of a JSON object, for ARNs.
-fn top_level(v: &Value) -> Vec<(String, String)> {
+/// The top-level strings (and lists of strings, and numbers) of a JSON object, for ARNs; and
+/// whether it holds structures that were not read.
+fn top_level(v: &Value) -> (Vec<(String, String)>, bool) {
     let mut out = Vec::new();
+    let mut unread = false;
     if let Value::Object(o) = v {
         for (k, v) in o {
             match v {
                 Value::String(s) => out.push((k.clone(), s.clone())),
                 Value::Number(n) => out.push((k.clone(), n.to_string())),
-                Value::Array(items) => out.extend(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(|s| (k.clone(), s.to_string())),
-                ),
+                Value::Array(items) => {
+                    for item in items {
+                        match item.as_str() {
+                            Some(s) => out.push((k.clone(), s.to_string())),
+                            None => unread = true,
+                        }
+                    }
+                }
+                Value::Object(_) => unread = true,
                 _ => {}
             }
         }
     }
-    out
+    (out, unread)
 }
 
 fn rest_call(
@@ -583,6 +611,18 @@ fn rest_call(
         )));
     }
     let s3 = p.service == "s3";
+    if query.len() > MAX_PARAMS {
+        return Err(refused(format!(
+            "the call has more than {MAX_PARAMS} parameters"
+        )));
+    }
+    // S3 reads a `+` in the path as a space; SDKs send `%2B` for a plus. A raw one is not
+    // guessed at.
+    if s3 && p.path.contains('+') {
+        return Err(refused(
+            "a raw `+` in an S3 path is read as a space by S3: send `%2B` for a plus, `%20` for a space",
+        ));
+    }
     let raw = p
         .path
         .strip_prefix('/')
@@ -634,13 +674,16 @@ fn rest_call(
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     scalars.extend(query.iter().cloned());
+    let mut unread = false;
     let body = match p.body {
         None => Value::String("(streamed)".into()),
         Some([]) => Value::Null,
         Some(b) if protocol == Protocol::RestJson && looks_json(b) => {
             let v = crate::json::parse_strict(b)
                 .map_err(|e| refused(format!("the JSON body cannot be read unambiguously: {e}")))?;
-            scalars.extend(top_level(&v));
+            let (more, nested) = top_level(&v);
+            scalars.extend(more);
+            unread |= nested;
             v
         }
         Some(b) => match std::str::from_utf8(b) {
@@ -663,6 +706,17 @@ fn rest_call(
         .iter()
         .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
         .collect();
+    // The SDKs' `x-id` hint, when sent, must name the operation that was matched.
+    if let Some((_, hint)) = query.iter().find(|(k, _)| k == "x-id") {
+        if hint != m.op.name {
+            return Err(refused(format!(
+                "`x-id={hint}` names another operation than the request is ({})",
+                m.op.name
+            )));
+        }
+    }
+    // An XML body other than DeleteObjects' (read on its own) is not read for ARNs.
+    unread |= protocol == Protocol::RestXml && p.body.is_some_and(|b| !b.is_empty());
     let params = serde_json::json!({"path": path_obj, "query": query_obj, "body": body});
     Ok(Found {
         service: m.service,
@@ -670,6 +724,7 @@ fn rest_call(
         protocol,
         params,
         scalars,
+        unread,
     })
 }
 
@@ -679,22 +734,24 @@ fn looks_json(b: &[u8]) -> bool {
         .is_some_and(|c| *c == b'{' || *c == b'[')
 }
 
-/// Parameter names that hold the value of an ARN placeholder of another name.
+/// Parameter names that hold the value of an ARN placeholder of another name. (An IAM name
+/// `WithPath` is not its bare name: a role's ARN holds its path, which the request does not
+/// name, so such ARNs stay unknown.)
 const ALIASES: &[(&str, &[&str])] = &[
     ("BucketName", &["Bucket"]),
     ("ObjectName", &["Key"]),
-    ("RoleNameWithPath", &["RoleName"]),
-    ("UserNameWithPath", &["UserName"]),
-    ("GroupNameWithPath", &["GroupName"]),
-    ("InstanceProfileNameWithPath", &["InstanceProfileName"]),
-    ("PolicyNameWithPath", &["PolicyName"]),
     ("ParameterNameWithoutLeadingSlash", &["Name", "Names"]),
     ("QueueName", &["QueueUrl"]),
 ];
 
-struct Scalars<'a>(&'a [(String, String)]);
+struct Scalars<'a> {
+    values: &'a [(String, String)],
+    account: Option<&'a str>,
+}
 
 impl Lookup for Scalars<'_> {
+    /// Every value of every name the placeholder may go by — the placeholder, its plural, its
+    /// aliases — so a decoy under one name cannot hide the one AWS reads under another.
     fn values(&self, placeholder: &str) -> Vec<String> {
         let plural = format!("{placeholder}s");
         let mut names: Vec<&str> = vec![placeholder, &plural];
@@ -703,26 +760,37 @@ impl Lookup for Scalars<'_> {
         }
         let mut out = Vec::new();
         for name in names {
-            for (k, v) in self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            for (k, v) in self
+                .values
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            {
                 let v = match placeholder {
                     "ParameterNameWithoutLeadingSlash" => v.trim_start_matches('/').to_string(),
+                    // `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`: the name, when the queue
+                    // is in the connection's account (else unknown: `:` is not a plain name).
                     "QueueName" if k.eq_ignore_ascii_case("QueueUrl") => {
-                        v.rsplit('/').next().unwrap_or("").to_string()
+                        let mut parts = v.rsplit('/');
+                        let (name, acct) = (parts.next().unwrap_or(""), parts.next());
+                        if acct.is_some() && acct == self.account {
+                            name.to_string()
+                        } else {
+                            format!("{}:{name}", acct.unwrap_or("?"))
+                        }
                     }
                     _ => v.clone(),
                 };
                 out.push(v);
             }
-            if !out.is_empty() {
-                break;
-            }
         }
+        out.sort();
+        out.dedup();
         out
     }
 }
 
 /// One IAM action of the call, with its level and resources (unknown: empty).
-fn action(p: &Parts<'_>, prefix: &str, name: &str, lookup: &dyn Lookup) -> AwsAction {
+fn action(p: &Parts<'_>, prefix: &str, name: &str, lookup: &dyn Lookup, unread: bool) -> AwsAction {
     let known = iam::service(prefix).and_then(|s| Some((s, s.actions.get(name)?)));
     let Some((svc, a)) = known else {
         return AwsAction {
@@ -738,6 +806,7 @@ fn action(p: &Parts<'_>, prefix: &str, name: &str, lookup: &dyn Lookup) -> AwsAc
             continue;
         };
         match iam::derive_arns(tpl, p.region, p.account, lookup) {
+            Derived::Absent if unread => unknown = true,
             Derived::Absent => {}
             Derived::Arns(arns) => resources.extend(arns),
             Derived::Unknown => unknown = true,
@@ -752,18 +821,21 @@ fn action(p: &Parts<'_>, prefix: &str, name: &str, lookup: &dyn Lookup) -> AwsAc
     }
 }
 
-fn finish(p: &Parts<'_>, f: Found) -> Classified {
+fn finish(p: &Parts<'_>, f: Found) -> Result<Classified, ClassifyError> {
     let prefix = iam::prefix(p.service);
-    let (names, _) = iam::actions_for(prefix, f.op);
-    let lookup = Scalars(&f.scalars);
+    let (names, _) = iam::actions_for(prefix, f.service.endpoint, f.op);
+    let lookup = Scalars {
+        values: &f.scalars,
+        account: p.account,
+    };
     let mut actions: Vec<AwsAction> = names
         .iter()
-        .map(|n| action(p, prefix, n, &lookup))
+        .map(|n| action(p, prefix, n, &lookup, f.unread))
         .collect();
     if p.service == "s3" {
-        s3_actions(p, &f, &lookup, &mut actions);
+        s3_actions(p, &f, &lookup, &mut actions)?;
     }
-    Classified {
+    Ok(Classified {
         operation: f.op.to_string(),
         protocol: f.protocol,
         endpoint: f.service.endpoint.to_string(),
@@ -772,11 +844,16 @@ fn finish(p: &Parts<'_>, f: Found) -> Classified {
             region: Some(p.region.to_string()),
         },
         params: f.params,
-    }
+    })
 }
 
 /// What S3 headers and parameters add to or change in the IAM actions of an operation.
-fn s3_actions(p: &Parts<'_>, f: &Found, lookup: &Scalars<'_>, actions: &mut Vec<AwsAction>) {
+fn s3_actions(
+    p: &Parts<'_>,
+    f: &Found,
+    lookup: &Scalars<'_>,
+    actions: &mut Vec<AwsAction>,
+) -> Result<(), ClassifyError> {
     let has = |h: &str| p.headers.iter().any(|(n, _)| *n == h);
     let starts = |h: &str| p.headers.iter().any(|(n, _)| n.starts_with(h));
     let on_object = f.scalars.iter().any(|(k, _)| k == "Key");
@@ -792,13 +869,13 @@ fn s3_actions(p: &Parts<'_>, f: &Found, lookup: &Scalars<'_>, actions: &mut Vec<
                 .map(|i| format!("{}ObjectVersion{}", &name[..i], &name[i + 6..]))
                 .filter(|v| exists(v))
             {
-                *a = action(p, "s3", &v, lookup);
+                *a = action(p, "s3", &v, lookup, f.unread);
             }
         }
     }
     let mut add = |name: &str| {
         if !actions.iter().any(|a| a.action == format!("s3:{name}")) && exists(name) {
-            actions.push(action(p, "s3", name, lookup));
+            actions.push(action(p, "s3", name, lookup, false));
         }
     };
     if has("x-amz-acl") || starts("x-amz-grant-") {
@@ -824,42 +901,77 @@ fn s3_actions(p: &Parts<'_>, f: &Found, lookup: &Scalars<'_>, actions: &mut Vec<
         add("PutBucketObjectLockConfiguration");
         add("PutBucketVersioning");
     }
+    if !on_object && has("x-amz-object-ownership") {
+        add("PutBucketOwnershipControls");
+    }
     // The copy source is read: s3:GetObject (or GetObjectVersion) on it.
-    if let Ok(Some(src)) = p.header("x-amz-copy-source") {
-        actions.insert(0, copy_source(src));
+    if let Some(src) = p.header("x-amz-copy-source")? {
+        actions.insert(0, copy_source(src)?);
     }
     if f.op == "DeleteObjects" {
-        delete_objects(p, actions);
+        delete_objects(p, actions)?;
     }
+    // An access point alias, Object Lambda or Outposts alias, or a directory bucket names no
+    // bucket ARN hoopguard can write: the resources of every action are unknown.
+    let bucket = f
+        .scalars
+        .iter()
+        .find(|(k, _)| k == "Bucket")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if ["-s3alias", "--ol-s3", "--op-s3", "--x-s3"]
+        .iter()
+        .any(|s| bucket.ends_with(s))
+    {
+        for a in actions.iter_mut() {
+            a.resources.clear();
+        }
+    }
+    Ok(())
 }
 
-fn copy_source(src: &str) -> AwsAction {
+fn copy_source(src: &str) -> Result<AwsAction, ClassifyError> {
     let (path, query) = src.split_once('?').unwrap_or((src, ""));
-    let version = query.split('&').any(|kv| kv.starts_with("versionId="));
+    if path.contains('+') {
+        return Err(refused(
+            "a raw `+` in x-amz-copy-source is read as a space by S3: send `%2B` or `%20`",
+        ));
+    }
+    // The copy source's own query may name its version, and nothing else.
+    let version = match query {
+        "" => false,
+        q if q.starts_with("versionId=") && !q.contains('&') => true,
+        _ => {
+            return Err(refused(
+                "x-amz-copy-source may carry `?versionId=…` and nothing else",
+            ));
+        }
+    };
     let name = if version {
         "GetObjectVersion"
     } else {
         "GetObject"
     };
-    let decoded = pct::decode_str(path.trim_start_matches('/'), false);
-    let resources = match decoded.as_deref().and_then(|s| s.split_once('/')) {
+    let decoded = pct::decode_str(path.trim_start_matches('/'), false)
+        .ok_or_else(|| refused("x-amz-copy-source is not UTF-8 once decoded"))?;
+    let resources = match decoded.split_once('/') {
         Some((b, k)) if !b.is_empty() && !k.is_empty() && !b.contains(':') => {
             vec![format!("arn:aws:s3:::{b}/{k}")]
         }
         // An access point ARN or anything else hoopguard cannot read for certain.
         _ => Vec::new(),
     };
-    AwsAction {
+    Ok(AwsAction {
         action: format!("s3:{name}"),
         resources,
         access: iam::access_level(&format!("s3:{name}")).map(str::to_string),
-    }
+    })
 }
 
 /// DeleteObjects names its keys in the XML body: each is a resource of s3:DeleteObject (or of
-/// s3:DeleteObjectVersion when it names a version). A body hoopguard cannot read leaves the
-/// resources unknown.
-fn delete_objects(p: &Parts<'_>, actions: &mut Vec<AwsAction>) {
+/// s3:DeleteObjectVersion when it names a version). A body hoopguard cannot read strictly is
+/// refused.
+fn delete_objects(p: &Parts<'_>, actions: &mut Vec<AwsAction>) -> Result<(), ClassifyError> {
     let bucket = p
         .path
         .trim_start_matches('/')
@@ -877,8 +989,9 @@ fn delete_objects(p: &Parts<'_>, actions: &mut Vec<AwsAction>) {
         access: iam::access_level(&format!("s3:{name}")).map(str::to_string),
     };
     let Some(objs) = keys else {
-        actions.push(one("DeleteObject", Vec::new()));
-        return;
+        return Err(refused(
+            "the DeleteObjects body is not a plain <Delete> document hoopguard reads one way only",
+        ));
     };
     let arns = |versioned: bool| -> Vec<String> {
         objs.iter()
@@ -893,33 +1006,139 @@ fn delete_objects(p: &Parts<'_>, actions: &mut Vec<AwsAction>) {
     if !versioned.is_empty() {
         actions.push(one("DeleteObjectVersion", versioned));
     }
+    Ok(())
 }
 
-/// The `<Object><Key>…</Key>[<VersionId>…</VersionId>]</Object>` entries of a DeleteObjects
-/// body, or `None` when it is not that simple a document.
+/// The `(key, names a version)` entries of a DeleteObjects body, read strictly: an optional XML
+/// declaration, then `<Delete>` (an `xmlns` attribute allowed) holding `<Quiet>` and `<Object>`s,
+/// each with one `<Key>` and at most one `<VersionId>`, `<ETag>`, `<LastModifiedTime>`, `<Size>`;
+/// text with the five entities and character references. Anything else — comments, processing
+/// instructions, CDATA, a DOCTYPE, other elements, spaces inside tags — is `None`: S3 might read
+/// it another way.
 fn xml_objects(xml: &str) -> Option<Vec<(String, bool)>> {
+    let mut x = Xml { rest: xml };
+    x.space();
+    if x.rest.starts_with("<?xml ") {
+        let end = x.rest.find("?>")?;
+        if x.rest[2..end].contains(['<', '>']) {
+            return None;
+        }
+        x.rest = &x.rest[end + 2..];
+    }
+    x.space();
+    x.open("Delete", true)?;
     let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find("<Object>") {
-        let end = rest[start..].find("</Object>")? + start;
-        let obj = &rest[start + 8..end];
-        let key = between(obj, "<Key>", "</Key>")?;
-        let version = obj.contains("<VersionId>");
-        out.push((xml_unescape(key)?, version));
-        rest = &rest[end + 9..];
+    loop {
+        x.space();
+        match x.next_open()? {
+            Tag::Close("Delete") => break,
+            Tag::Open("Quiet") => {
+                x.text()?;
+                x.close("Quiet")?;
+            }
+            Tag::Open("Object") => {
+                let (mut key, mut version) = (None, false);
+                let mut seen: Vec<&str> = Vec::new();
+                loop {
+                    x.space();
+                    match x.next_open()? {
+                        Tag::Close("Object") => break,
+                        Tag::Open(
+                            name @ ("Key" | "VersionId" | "ETag" | "LastModifiedTime" | "Size"),
+                        ) => {
+                            if seen.contains(&name) {
+                                return None;
+                            }
+                            seen.push(name);
+                            let text = x.text()?;
+                            x.close(name)?;
+                            match name {
+                                "Key" => key = Some(text),
+                                "VersionId" => version = true,
+                                _ => {}
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+                out.push((key?, version));
+            }
+            _ => return None,
+        }
     }
-    // Anything that names keys another way (CDATA, attributes, namespaces on Object) is not
-    // read.
-    if xml.contains("<![CDATA[") || xml.contains("<Object ") || xml.contains(":Object") {
-        return None;
-    }
-    (!out.is_empty()).then_some(out)
+    x.space();
+    (x.rest.is_empty() && !out.is_empty()).then_some(out)
 }
 
-fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let a = s.find(open)? + open.len();
-    let b = s[a..].find(close)? + a;
-    (!s[b + close.len()..].contains(open)).then_some(&s[a..b])
+enum Tag<'a> {
+    Open(&'a str),
+    Close(&'a str),
+}
+
+struct Xml<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Xml<'a> {
+    fn space(&mut self) {
+        self.rest = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
+    }
+
+    /// `<Name>` or `</Name>`, names of ASCII letters only.
+    fn next_open(&mut self) -> Option<Tag<'a>> {
+        let r = self.rest.strip_prefix('<')?;
+        let (close, r) = match r.strip_prefix('/') {
+            Some(r) => (true, r),
+            None => (false, r),
+        };
+        let end = r.find('>')?;
+        let name = &r[..end];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return None;
+        }
+        self.rest = &r[end + 1..];
+        Some(if close {
+            Tag::Close(name)
+        } else {
+            Tag::Open(name)
+        })
+    }
+
+    /// `<name>`, or with `xmlns` allowed, `<name xmlns="…">`.
+    fn open(&mut self, name: &str, xmlns: bool) -> Option<()> {
+        let r = self.rest.strip_prefix('<')?.strip_prefix(name)?;
+        let r = match r.strip_prefix('>') {
+            Some(r) => r,
+            None if xmlns => {
+                let r = r.strip_prefix(" xmlns=\"")?;
+                let end = r.find('"')?;
+                if r[..end].contains(['<', '>', '&']) {
+                    return None;
+                }
+                r[end + 1..].strip_prefix('>')?
+            }
+            None => return None,
+        };
+        self.rest = r;
+        Some(())
+    }
+
+    fn close(&mut self, name: &str) -> Option<()> {
+        self.rest = self
+            .rest
+            .strip_prefix("</")?
+            .strip_prefix(name)?
+            .strip_prefix('>')?;
+        Some(())
+    }
+
+    /// Text up to the next `<`, unescaped.
+    fn text(&mut self) -> Option<String> {
+        let end = self.rest.find('<')?;
+        let raw = &self.rest[..end];
+        self.rest = &self.rest[end..];
+        xml_unescape(raw)
+    }
 }
 
 fn xml_unescape(s: &str) -> Option<String> {

@@ -547,11 +547,13 @@ fn resources_come_from_the_parameters_aws_reads() {
             .1,
         ["arn:aws:ssm:us-east-1:123456789012:parameter/prod/db/password"]
     );
+    // An IAM role's ARN holds its path, which DeleteRole does not name: unknown, never a
+    // guess (`role/admin` would dodge a deny on `role/service-role/*`).
     let c = Req::new("iam", "POST", "/", "")
         .form("Action=DeleteRole&Version=2010-05-08&RoleName=admin")
         .classify()
         .unwrap();
-    assert_eq!(actions(&c)[0].1, ["arn:aws:iam::123456789012:role/admin"]);
+    assert!(actions(&c)[0].1.is_empty(), "{:?}", actions(&c));
     // The access level of every action the reference knows.
     let Call::Aws { actions, .. } = &c.call else {
         panic!()
@@ -561,4 +563,116 @@ fn resources_come_from_the_parameters_aws_reads() {
         iam::access_level("iam:DeleteRole")
     );
     assert!(actions[0].access.is_some());
+}
+
+#[test]
+fn what_a_second_reading_would_find_is_refused_or_unknown() {
+    let json = |svc: &str, target: &str, body: &str| {
+        Req::new(svc, "POST", "/", "")
+            .header("x-amz-target", target)
+            .body(body)
+    };
+    // A decoy under one name does not hide what AWS reads under another: every name counts.
+    let c = json(
+        "ssm",
+        "AmazonSSM.SendCommand",
+        r#"{"DocumentName":"AWS-RunShellScript","InstanceId":"i-sandbox","InstanceIds":["i-prod"]}"#,
+    )
+    .classify()
+    .unwrap();
+    let (_, res) = &actions(&c)[0];
+    assert!(
+        res.iter().any(|r| r.ends_with("instance/i-prod")),
+        "{res:?}"
+    );
+    // Instances named through a structure hoopguard does not read: unknown, not absent.
+    let c = json(
+        "ssm",
+        "AmazonSSM.SendCommand",
+        r#"{"DocumentName":"AWS-RunShellScript","Targets":[{"Key":"tag:env","Values":["prod"]}]}"#,
+    )
+    .classify()
+    .unwrap();
+    assert!(actions(&c)[0].1.is_empty(), "{:?}", actions(&c));
+    // DeleteObjects bodies read one way only.
+    let del = |body: &str| Req::new("s3", "POST", "/b", "delete").body(body);
+    assert!(
+        del("<Delete><Object><Key>a</Key></Object></Delete>")
+            .classify()
+            .is_ok()
+    );
+    assert!(
+        del(r#"<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet><Object><Key>a</Key><VersionId>v</VersionId></Object></Delete>"#)
+            .classify()
+            .is_ok()
+    );
+    for body in [
+        "<Delete><Object><Key>public</Key></Object><Object\n><Key>secret</Key></Object></Delete>",
+        "<Delete><Object><Key>k</Key><VersionId\n>v1</VersionId></Object></Delete>",
+        "<Delete><Object><Key>sec<!-- -->ret</Key></Object></Delete>",
+        "<Delete><Object><Key><![CDATA[x]]></Key></Object></Delete>",
+        "<!DOCTYPE d><Delete><Object><Key>k</Key></Object></Delete>",
+        "<Delete><Object><Key>a</Key><Key>b</Key></Object></Delete>",
+        "<Delete><Object><Other>x</Other><Key>a</Key></Object></Delete>",
+    ] {
+        assert!(del(body).refused(), "{body}");
+    }
+    // S3 reads `+` in a path as a space.
+    assert!(Req::new("s3", "DELETE", "/data/Finance+Reports/q1", "").refused());
+    assert!(
+        Req::new("s3", "DELETE", "/data/Finance%2BReports/q1", "")
+            .classify()
+            .is_ok()
+    );
+    // Aliases name no bucket ARN hoopguard can write.
+    let c = Req::new("s3", "GET", "/myap-abc123-s3alias/secret.csv", "")
+        .classify()
+        .unwrap();
+    assert!(actions(&c)[0].1.is_empty());
+    // A copy source's query names its version and nothing else.
+    for src in ["/src/k?VersionId=1", "/src/k?versionId=1&x=2", "/src/a+b"] {
+        assert!(
+            Req::new("s3", "PUT", "/dst/k", "")
+                .header("x-amz-copy-source", src)
+                .refused(),
+            "{src}"
+        );
+    }
+    // The x-id hint must name the operation matched.
+    assert!(
+        Req::new("s3", "GET", "/b/k", "x-id=GetObject")
+            .classify()
+            .is_ok()
+    );
+    assert!(Req::new("s3", "DELETE", "/b/k", "x-id=GetObject").refused());
+    // Query parameters twice but for case.
+    assert!(
+        Req::new("ec2", "POST", "/", "")
+            .form("Action=DescribeInstances&action=TerminateInstances")
+            .refused()
+    );
+    // S3 Control's public access block is the account's.
+    let c = Req::new(
+        "s3",
+        "PUT",
+        "/v20180820/configuration/publicAccessBlock",
+        "",
+    )
+    .header("x-amz-account-id", "123456789012")
+    .classify()
+    .unwrap();
+    assert_eq!(names(&c), ["s3:PutAccountPublicAccessBlock"]);
+    // S3 Express sessions (credentials outside the gateway) are not an S3 operation.
+    assert!(
+        Req::new("s3", "GET", "/b--use1-az4--x-s3", "session")
+            .classify()
+            .is_err()
+    );
+    // Many parameters are refused, not read slowly.
+    let many: String = (0..5000).map(|i| format!("&a{i}=")).collect();
+    assert!(
+        Req::new("ec2", "POST", "/", "")
+            .form(&format!("Action=DescribeRegions{many}"))
+            .refused()
+    );
 }
