@@ -43,36 +43,62 @@ fn split(data: &[u8], n: usize) -> (&[u8], &[u8]) {
     data.split_at(n.min(data.len()))
 }
 
+/// A request written as text: method, target (`path?query`), header lines, an empty line, the
+/// body.
+struct Script {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: String,
+}
+
+impl Script {
+    fn parse(data: &[u8]) -> Script {
+        let text = String::from_utf8_lossy(data);
+        let mut lines = text.split('\n');
+        let method = lines.next().unwrap_or("GET").to_string();
+        let target = lines.next().unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut headers = Vec::new();
+        for line in lines.by_ref() {
+            if line.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));
+            }
+        }
+        Script {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers,
+            body: lines.collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    fn headers(&self) -> Vec<(&str, &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect()
+    }
+}
+
 static MINTER: LazyLock<crate::aws::Minter> = LazyLock::new(|| crate::aws::Minter::new(&[7; 32]));
 
 /// SigV4: a request made of arbitrary method, path, query, headers and body, checked from its
 /// head and then whole. Never panics; a request the fuzzer forged never verifies (it cannot know
 /// the gateway key).
 pub fn sigv4(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let mut lines = text.split('\n');
-    let method = lines.next().unwrap_or("GET");
-    let target = lines.next().unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    for line in lines.by_ref() {
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));
-        }
-    }
-    let body: String = lines.collect::<Vec<_>>().join("\n");
-    let view: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect();
-    let hash = crate::aws::sha256_hex(body.as_bytes());
+    let r = Script::parse(data);
+    let view = r.headers();
+    let hash = crate::aws::sha256_hex(r.body.as_bytes());
     let req = crate::aws::Request {
-        method,
-        path,
-        query,
+        method: &r.method,
+        path: &r.path,
+        query: &r.query,
         headers: &view,
         body_sha256: Some(&hash),
     };
@@ -148,31 +174,14 @@ const SERVICES: &[&str] = &[
 pub fn classify(data: &[u8]) {
     let (opts, rest) = split(data, 1);
     let service = SERVICES[usize::from(opts.first().copied().unwrap_or(0)) % SERVICES.len()];
-    let text = String::from_utf8_lossy(rest);
-    let mut lines = text.split('\n');
-    let method = lines.next().unwrap_or("GET");
-    let target = lines.next().unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    for line in lines.by_ref() {
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()));
-        }
-    }
-    let body: String = lines.collect::<Vec<_>>().join("\n");
-    let view: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect();
+    let r = Script::parse(rest);
+    let view = r.headers();
     let parts = crate::aws::classify::Parts {
-        method,
-        path,
-        query,
+        method: &r.method,
+        path: &r.path,
+        query: &r.query,
         headers: &view,
-        body: Some(body.as_bytes()),
+        body: Some(r.body.as_bytes()),
         service,
         region: "us-east-1",
         account: Some("123456789012"),

@@ -521,13 +521,7 @@ fn agents_reach_moto_through_hoopguard_with_their_own_role_session() {
     );
 
     // The credentials endpoint, as the SDK calls it.
-    let creds: serde_json::Value = blocking_client()
-        .get(gw.url(gw.aws, "/v1/aws/credentials"))
-        .header("authorization", std::fs::read_to_string(&token).unwrap())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let creds = gw.pseudo_credentials(&token);
     let akid = creds["AccessKeyId"].as_str().unwrap().to_string();
     let secret = creds["SecretAccessKey"].as_str().unwrap().to_string();
     let session = creds["Token"].as_str().unwrap().to_string();

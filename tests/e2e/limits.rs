@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::aws::{agent_env, output};
-use crate::support::{Gateway, Moto, reqwest::blocking_client, venv};
+use crate::support::{Gateway, Moto, venv};
 
 fn config(moto: &Moto) -> String {
     format!(
@@ -174,13 +174,7 @@ fn floods_from_clients_who_never_authenticate_hold_neither_memory_nor_connection
 
     // 2. An authenticated caller holds at most `aws.max_buffered` (9 MiB here): two 4 MiB bodies
     // in flight, a third is refused with SlowDown at once rather than grow memory.
-    let creds: serde_json::Value = blocking_client()
-        .get(gw.url(gw.aws, "/v1/aws/credentials"))
-        .header("authorization", std::fs::read_to_string(&token).unwrap())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let creds = gw.pseudo_credentials(&token);
     let signed_head = |len: usize| {
         format!(
             "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Amz-Date: {date}\r\nX-Amz-Security-Token: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={}/{}/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature={}\r\nContent-Length: {len}\r\n\r\n",

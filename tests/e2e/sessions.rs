@@ -7,7 +7,7 @@ use std::time::Duration;
 use hoopguard::core::record::{Durability, Recorder};
 use serde_json::json;
 
-use crate::support::{Gateway, GatewayPorts, reqwest::blocking_client, root, run_hoopguard, venv};
+use crate::support::{Gateway, GatewayPorts, root, run_hoopguard, venv};
 
 fn sessions(config: &str, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["sessions", "--config", config];
@@ -105,17 +105,6 @@ fn list_show_export_replay_and_verify_catch_tampering() {
 }
 
 /// Pseudo-credentials from the gateway's credentials endpoint for the token in `token_file`.
-fn pseudo_credentials(gw: &Gateway, token_file: &std::path::Path) -> serde_json::Value {
-    let raw = std::fs::read_to_string(token_file).unwrap();
-    blocking_client()
-        .get(gw.url(gw.aws, "/v1/aws/credentials"))
-        .header("authorization", raw.trim())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 /// The AWS CLI with these credentials (the same session every time) through the gateway; what it
 /// printed on stderr.
 fn aws_cli_with(
@@ -156,7 +145,7 @@ fn a_revoked_aws_session_is_refused_from_then_on() {
     let mut gw = Gateway::start(dir.path(), extra, &[]);
     let alice = gw.dev_token("alice", "dev", None);
     let sam = gw.dev_token("sam", "security", None);
-    let creds = pseudo_credentials(&gw, &alice);
+    let creds = gw.pseudo_credentials(&alice);
     let describe =
         |gw: &Gateway| aws_cli_with(gw, &creds, dir.path(), &["ec2", "describe-instances"]);
     let before = describe(&gw);
@@ -214,7 +203,7 @@ fn an_aws_session_goes_on_after_a_restart_with_a_new_start() {
     let mut gw = Gateway::start(dir.path(), extra, &[]);
     let token = gw.dev_token("alice", "dev", None);
     let raw = std::fs::read_to_string(&token).unwrap();
-    let creds = pseudo_credentials(&gw, &token);
+    let creds = gw.pseudo_credentials(&token);
     let describe = |gw: &Gateway| {
         let text = aws_cli_with(gw, &creds, dir.path(), &["ec2", "describe-instances"]);
         assert!(text.contains("(AccessDenied)"), "{text}");
@@ -426,7 +415,7 @@ fn signed_digests_catch_a_rewritten_or_deleted_recording() {
     let (status, k) = gw.admin(&sam, "/v1/sessions-digest-key", None);
     assert_eq!(status, 200, "{k}");
     assert_eq!(k["public_key"].as_str(), Some(public.trim()));
-    let creds = pseudo_credentials(&gw, &alice);
+    let creds = gw.pseudo_credentials(&alice);
     for args in [
         &["ec2", "describe-instances"][..],
         &["iam", "list-users"],

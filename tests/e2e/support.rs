@@ -378,6 +378,19 @@ impl Gateway {
         path
     }
 
+    /// Pseudo-credentials from the credentials endpoint for the holder of `token_file` (as the
+    /// SDKs fetch them: the raw token as `Authorization`).
+    pub fn pseudo_credentials(&self, token_file: &Path) -> serde_json::Value {
+        let raw = std::fs::read_to_string(token_file).unwrap();
+        reqwest::blocking_client()
+            .get(self.url(self.aws, "/v1/aws/credentials"))
+            .header("authorization", raw.trim())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
     /// The admin API as the holder of the token in `token_file`: `GET path`, or `POST path` with
     /// the JSON `body`; the status and the JSON answer.
     pub fn admin(
