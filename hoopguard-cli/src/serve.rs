@@ -484,7 +484,7 @@ fn reload_on_sighup(path: std::path::PathBuf, guard: Guard) {
 }
 
 /// The configured AWS connections with their brokers.
-async fn connections(cfg: &Config) -> HashMap<String, crate::aws::Connection> {
+async fn connections(cfg: &Config) -> HashMap<String, hoopguard_tower::aws::Connection> {
     let mut out = HashMap::new();
     for (name, c) in &cfg.aws.connections {
         let kind = c.broker_kind();
@@ -503,14 +503,10 @@ async fn connections(cfg: &Config) -> HashMap<String, crate::aws::Connection> {
         }
         let broker =
             hoopguard_core::aws::broker::Broker::new(kind, &c.region, c.sts_endpoint()).await;
-        out.insert(
-            name.clone(),
-            crate::aws::Connection {
-                broker,
-                endpoint: c.endpoint.clone(),
-                account: c.account(),
-            },
-        );
+        let mut conn = hoopguard_tower::aws::Connection::new(broker);
+        conn.endpoint = c.endpoint.clone();
+        conn.account = c.account();
+        out.insert(name.clone(), conn);
     }
     out
 }

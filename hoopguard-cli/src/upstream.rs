@@ -43,22 +43,9 @@ pub(crate) fn cause(e: &hyper_util::client::legacy::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
-/// Response headers that belong to one connection, not to the answer.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
 /// The upstream's answer, to stream back to the caller without its hop-by-hop headers.
 pub(crate) fn answer(resp: http::Response<hyper::body::Incoming>) -> Response {
     let (mut parts, body) = resp.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
-    }
+    hoopguard_tower::remove_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
 }

@@ -79,6 +79,31 @@ where
     }
 }
 
+/// A response body type a layer can write its own answer in (a refusal), so that layers
+/// stacked over one another share the inner service's body type instead of nesting wrappers.
+pub trait OwnBody: Sized {
+    /// A complete body of `bytes`.
+    fn own(bytes: Bytes) -> Self;
+}
+
+impl<B> OwnBody for GuardBody<B> {
+    fn own(bytes: Bytes) -> Self {
+        GuardBody::own(bytes)
+    }
+}
+
+impl OwnBody for Full<Bytes> {
+    fn own(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+}
+
+impl OwnBody for String {
+    fn own(bytes: Bytes) -> Self {
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 /// A memory budget for request bodies held at once, shared by the requests of a listener: a
 /// request that would go beyond it is refused at once rather than wait (memory stays bounded
 /// whatever the clients send; they retry).

@@ -2,6 +2,9 @@
 //!
 //! * [`auth`]: [`AuthLayer`](auth::AuthLayer) verifies the caller's OIDC token and puts the
 //!   [`Identity`](hoopguard_core::identity::Identity) into the request extensions.
+//! * [`aws`]: the AWS data path — [`SigV4Verify`](aws::SigV4Verify) →
+//!   [`Classify`](aws::Classify) → [`Decide`](aws::Decide) → [`Resign`](aws::Resign), assembled
+//!   with masking and recording by [`aws::Stack`].
 //! * [`mask`]: [`MaskLayer`](mask::MaskLayer) masks secrets in response bodies as they stream
 //!   (plain, gzip/deflate, server-sent events).
 //! * [`mcp`]: [`McpLayer`](mcp::McpLayer) decides every JSON-RPC call of a streamable-HTTP MCP
@@ -28,6 +31,7 @@
 )]
 
 pub mod auth;
+pub mod aws;
 pub mod body;
 pub mod mask;
 pub mod mcp;
@@ -39,3 +43,20 @@ pub mod rmcp;
 
 /// The error type at tower boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Removes the headers of an upstream response that belong to its connection, not to the answer
+/// (`Connection`, `Keep-Alive`, `Transfer-Encoding`, …), before it is passed on.
+pub fn remove_hop_by_hop(headers: &mut http::HeaderMap) {
+    const HOP_BY_HOP: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}

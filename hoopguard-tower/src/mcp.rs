@@ -561,29 +561,27 @@ impl McpGuard {
                 });
             }
         }
-        match verdict {
-            Verdict::Allow { .. } => Ok(()),
-            Verdict::Deny { rule, reason } => Err(Refusal {
+        let Some(message) = verdict.message() else {
+            return Ok(());
+        };
+        Err(match verdict {
+            Verdict::Allow { .. } => return Ok(()),
+            Verdict::Deny { rule, .. } => Refusal {
                 code: DENIED,
-                message: reason,
+                message,
                 data: json!({"rule": rule}),
-            }),
-            Verdict::Pending { approval, reason } => Err(Refusal {
+            },
+            Verdict::Pending { approval, .. } => Refusal {
                 code: APPROVAL_PENDING,
-                message: format!(
-                    "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then call again with the same arguments.",
-                    id = approval.id
-                ),
+                message,
                 data: json!({"approval_id": approval.id, "rule": approval.rule}),
-            }),
-            Verdict::Unavailable { reason } => Err(Refusal {
+            },
+            Verdict::Unavailable { .. } => Refusal {
                 code: UNAVAILABLE,
-                message: format!(
-                    "refused because the approval store failed ({reason}); try again later"
-                ),
+                message,
                 data: json!({}),
-            }),
-        }
+            },
+        })
     }
 
     /// Whether a listed tool stays in the list for `who`: allowed for them, and not changed

@@ -124,30 +124,44 @@ impl Verdict {
         }
     }
 
-    /// The refusal as JSON for the caller (`None` for `Allow`).
-    pub fn refusal_json(&self) -> Option<Value> {
+    /// What the caller is told of a refusal (`None` for `Allow`): the reason, and for a
+    /// pending approval its id and the command that approves it. Every protocol's refusal says
+    /// this text.
+    pub fn message(&self) -> Option<String> {
         match self {
             Verdict::Allow { .. } => None,
-            Verdict::Deny { rule, reason } => Some(json!({
-                "error": "denied", "decision": "deny", "rule": rule, "message": reason,
-            })),
-            Verdict::Pending { approval, reason } => Some(json!({
+            Verdict::Deny { reason, .. } => Some(reason.clone()),
+            Verdict::Pending { approval, reason } => Some(format!(
+                "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
+                id = approval.id
+            )),
+            Verdict::Unavailable { reason } => Some(format!(
+                "the call was refused because the approval store failed ({reason}); try again later"
+            )),
+        }
+    }
+
+    /// The refusal as JSON for the caller (`None` for `Allow`).
+    pub fn refusal_json(&self) -> Option<Value> {
+        let message = self.message()?;
+        Some(match self {
+            Verdict::Allow { .. } => return None,
+            Verdict::Deny { rule, .. } => json!({
+                "error": "denied", "decision": "deny", "rule": rule, "message": message,
+            }),
+            Verdict::Pending { approval, .. } => json!({
                 "error": "approval_required",
                 "decision": "approve",
                 "rule": approval.rule,
                 "approval_id": approval.id,
                 "approvers": approval.approvers,
                 "expires_at": approval.expires_at,
-                "message": format!(
-                    "{reason}. Approval {} is pending: an approver runs `hoopguard approvals approve {}`; then retry the same call.",
-                    approval.id, approval.id
-                ),
-            })),
-            Verdict::Unavailable { reason } => Some(json!({
-                "error": "unavailable", "decision": "error",
-                "message": format!("the call was refused because the approval store failed ({reason}); try again later"),
-            })),
-        }
+                "message": message,
+            }),
+            Verdict::Unavailable { .. } => json!({
+                "error": "unavailable", "decision": "error", "message": message,
+            }),
+        })
     }
 }
 
