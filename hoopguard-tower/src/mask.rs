@@ -238,8 +238,20 @@ fn wrap<B>(
             return r;
         }
     };
+    // A masked body is not the one these describe: its length and checksums (DynamoDB's CRC32,
+    // S3's `x-amz-checksum-*` and `Content-MD5`, which SDKs check) go.
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.remove("x-amz-crc32");
+    parts.headers.remove("content-md5");
+    let checksums: Vec<http::HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-amz-checksum-"))
+        .cloned()
+        .collect();
+    for name in checksums {
+        parts.headers.remove(name);
+    }
     if decoder.is_some() {
         parts.headers.remove(CONTENT_ENCODING);
     }

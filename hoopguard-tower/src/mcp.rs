@@ -652,8 +652,9 @@ fn record(
     Ok(())
 }
 
-/// The recording of an MCP session: the server's session id is not trusted as a file name.
-fn recording_id(session: &str, subject: &str) -> String {
+/// The recording id of the MCP session `session` (the server's `Mcp-Session-Id`, not trusted as
+/// a file name) of caller `subject`.
+pub fn recording_id(session: &str, subject: &str) -> String {
     let digest = hoopguard_core::aws::sha256_hex(format!("{subject}\0{session}").as_bytes());
     format!("mcp-{}", &digest[..24])
 }

@@ -6,6 +6,7 @@ mod approvals;
 mod attacks;
 mod aws;
 mod binary;
+mod inprocess;
 mod limits;
 mod mask;
 mod mcp;

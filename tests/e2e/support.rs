@@ -38,12 +38,20 @@ pub fn hoopguard() -> &'static Path {
 /// The guarded rmcp example server, built once per test run.
 pub fn rmcp_example() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        cargo_build(
-            &["-p", "hoopguard", "--example", "guarded-rmcp-server"],
-            "examples/guarded-rmcp-server",
-        )
-    })
+    BIN.get_or_init(|| example("guarded-rmcp-server"))
+}
+
+/// The MCP server whose own AWS calls are guarded, built once per test run.
+pub fn aws_example() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| example("guarded-aws-mcp-server"))
+}
+
+fn example(name: &str) -> PathBuf {
+    cargo_build(
+        &["-p", "hoopguard", "--example", name],
+        &format!("examples/{name}"),
+    )
 }
 
 /// `cargo build ARGS` in this test's profile; returns `target/<profile>/<output>`.
@@ -638,9 +646,25 @@ pub struct RmcpExample {
 
 impl RmcpExample {
     pub fn start(dir: &Path, gw: &Gateway, env: &[(&str, &str)]) -> RmcpExample {
+        RmcpExample::start_bin(rmcp_example(), &[], dir, gw, env)
+    }
+
+    /// `examples/guarded-aws-mcp-server.rs` with `args`.
+    pub fn start_aws(args: &[&str], dir: &Path, gw: &Gateway, env: &[(&str, &str)]) -> RmcpExample {
+        RmcpExample::start_bin(aws_example(), args, dir, gw, env)
+    }
+
+    fn start_bin(
+        bin: &Path,
+        args: &[&str],
+        dir: &Path,
+        gw: &Gateway,
+        env: &[(&str, &str)],
+    ) -> RmcpExample {
         let port = free_port();
-        let mut cmd = Command::new(rmcp_example());
-        cmd.args(["--bind", &format!("127.0.0.1:{port}")])
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--dev-issuer", &gw.url(gw.admin, "/dev")])

@@ -59,6 +59,12 @@ use crate::body::OwnBody;
 use crate::policy::{Guard, Verdict};
 use crate::record::{Origin, RecordTarget};
 
+/// A request extension naming the recording an in-process call is recorded in instead of its
+/// credential session's (the MCP session whose tool made it: see [`sdk`](super::sdk)). Only
+/// in-process code can set it; nothing on the wire does.
+#[derive(Debug, Clone)]
+pub struct RecordInto(pub String);
+
 /// Applies [`Decide`]. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct DecideLayer {
@@ -161,7 +167,9 @@ where
                 .get::<ErrorFormat>()
                 .copied()
                 .unwrap_or(ErrorFormat::QueryXml);
-            let session = session_id(&verified.session);
+            let into = ext.get::<RecordInto>().map(|r| r.0.clone());
+            let own_session = into.is_none();
+            let session = into.unwrap_or_else(|| session_id(&verified.session));
             // What the body is, owned (the body itself is not `Sync`: it is not borrowed across
             // the wait for a decision).
             let inspected = body.inspected().cloned();
@@ -200,6 +208,7 @@ where
                             .map_or("", |i| i.content_type.as_str()),
                         exact: &exact,
                         body: inspected.as_deref(),
+                        own_session,
                     };
                     if let Err(e) = record(rec, &session, &asked, &classified, &verdict) {
                         tracing::error!(error = %e, "cannot record the call; refusing it");
@@ -394,6 +403,8 @@ struct Asked<'a> {
     exact: &'a Exact<'a>,
     /// The inspected body (streamed ones are not recorded, only their size).
     body: Option<&'a [u8]>,
+    /// Recorded in its credential session's own recording (not [`RecordInto`] another).
+    own_session: bool,
 }
 
 fn record(
@@ -425,11 +436,13 @@ fn record(
             }),
         )?;
         // From then on its pseudo-credentials are refused: the session is over.
-        recorder.end_at(
-            session,
-            std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
-            "token expired",
-        );
+        if asked.own_session {
+            recorder.end_at(
+                session,
+                std::time::UNIX_EPOCH + Duration::from_secs(verified.session.exp),
+                "token expired",
+            );
+        }
     }
     let (rule, approval_id, reason) = verdict.parts();
     let inspected = asked.body;

@@ -44,6 +44,8 @@ pub mod classify;
 pub mod decide;
 pub mod refusal;
 pub mod resign;
+#[cfg(feature = "aws-sdk")]
+pub mod sdk;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -52,7 +54,7 @@ use std::time::Duration;
 
 pub use body::{AwsBody, StreamBody};
 pub use classify::{AwsCall, Classify, ClassifyLayer};
-pub use decide::{Decide, DecideLayer};
+pub use decide::{Decide, DecideLayer, RecordInto};
 use hoopguard_core::aws::Minter;
 use hoopguard_core::record::Recorder;
 use http::{HeaderMap, Response, StatusCode};

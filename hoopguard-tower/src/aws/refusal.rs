@@ -30,11 +30,13 @@ pub enum ErrorFormat {
     S3Xml,
     /// The query protocols' `<ErrorResponse>`.
     QueryXml,
+    /// EC2's `<Response><Errors>`.
+    Ec2Xml,
 }
 
 impl ErrorFormat {
-    /// The format for a request: JSON for JSON-protocol requests, S3's XML for S3 (once the
-    /// signature's scope is known), the query protocols' XML otherwise.
+    /// The format for a request: JSON for JSON-protocol requests, S3's and EC2's own XML for
+    /// them (once the signature's scope is known), the query protocols' XML otherwise.
     pub fn of(headers: &HeaderMap, service: Option<&str>) -> ErrorFormat {
         let ctype = headers
             .get(CONTENT_TYPE)
@@ -43,10 +45,10 @@ impl ErrorFormat {
         if headers.contains_key("x-amz-target") || ctype.contains("json") {
             return ErrorFormat::Json;
         }
-        if service == Some("s3") {
-            ErrorFormat::S3Xml
-        } else {
-            ErrorFormat::QueryXml
+        match service {
+            Some("s3") => ErrorFormat::S3Xml,
+            Some("ec2") => ErrorFormat::Ec2Xml,
+            _ => ErrorFormat::QueryXml,
         }
     }
 
@@ -68,6 +70,13 @@ impl ErrorFormat {
                 "text/xml",
                 format!(
                     "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>hoopguard</RequestId></ErrorResponse>",
+                    xml_escape(message)
+                ),
+            ),
+            ErrorFormat::Ec2Xml => (
+                "text/xml",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{}</Message></Error></Errors><RequestID>hoopguard</RequestID></Response>",
                     xml_escape(message)
                 ),
             ),
