@@ -1,9 +1,9 @@
 //! `hoopguard serve`: binds the configured listeners and runs until shut down.
 //!
-//! * **aws**: the credentials endpoint and SigV4-verified, classified, policy-decided and recorded
-//!   AWS calls (see the `aws` module); forwarding is not built yet.
-//! * **mcp**: authenticates the caller ([`AuthLayer`]); the MCP data path is not built yet, so an
-//!   authenticated call gets `501` with a body that says so.
+//! * **aws**: the credentials endpoint, and AWS calls through `hoopguard_tower::aws::Stack`
+//!   (verified, classified, decided, recorded, re-signed and forwarded; see the `aws` module).
+//! * **mcp**: the MCP data path (`hoopguard_tower::mcp::Stack` in front of the configured MCP
+//!   server; see the `mcp` module).
 //! * **admin**: `/healthz`, `/readyz`, `/metrics` (Prometheus text), the development issuer's
 //!   discovery document and JWKS when it is enabled, and the approvals API.
 //!
