@@ -176,18 +176,16 @@ mod tests {
             Recorder::open(dir.path(), hoopguard_core::record::Durability::Batched).unwrap(),
         );
         rec.append("aws-s1", "start", json!({})).unwrap();
-        let now = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        // An exact instant (not whole seconds: that would put the expiry anywhere from 0 to 1 s
+        // ahead, and the first check could fall after it).
         rec.end_at(
             "aws-s1",
-            std::time::UNIX_EPOCH + Duration::from_secs(now + 1),
+            SystemTime::now() + Duration::from_millis(1500),
             "token expired",
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!rec.state("aws-s1").unwrap().ended, "not before expiry");
-        tokio::time::sleep(Duration::from_millis(2200)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(rec.state("aws-s1").unwrap().ended);
         let events = hoopguard_core::record::read_session(dir.path(), "aws-s1").unwrap();
         assert_eq!(events.last().unwrap().data["reason"], "token expired");
