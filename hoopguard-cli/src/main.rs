@@ -10,6 +10,12 @@ use hoopguard_cli::{approvals_cli, explain, serve};
 use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::Call;
 
+/// mimalloc rather than the system allocator: the data path allocates and frees many small
+/// buffers across worker threads, where glibc's arenas spent more time than any one layer
+/// (see the README's performance section for the measurement).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a bad configuration or bad arguments.
 const EXIT_CONFIG: u8 = 2;
 
