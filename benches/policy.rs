@@ -48,14 +48,12 @@ fn bench(c: &mut Criterion) {
         let policy = Policy::compile(&rules(n)).unwrap();
         // A call that an exact rule allows, in the middle of the list.
         let i = (n / 2) | 3;
-        let who = Identity {
-            subject: "agent-7".into(),
-            groups: vec![format!("g{}", i % 20), "dev".into()],
-            issuer: "https://idp".into(),
-            expires_at: std::time::SystemTime::now(),
-            claims: Default::default(),
-            namespace: None,
-        };
+        let who = Identity::new(
+            "agent-7",
+            vec![format!("g{}", i % 20), "dev".into()],
+            "https://idp",
+            std::time::SystemTime::now(),
+        );
         let svc = format!("svc{}", i % 50);
         let resource = format!("arn:aws:{svc}:us-east-1:1:thing/{i}/x");
         let call = Call::aws(&format!("{svc}:Op{i}"), &[&resource], Some("us-east-1"));

@@ -145,17 +145,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let guarded = guard(
         mcp,
-        Stack {
-            verifier,
-            resource: resource.clone(),
-            path: "/mcp".into(),
-            guard: policy,
-            pins,
-            server: "guarded-rmcp-example".into(),
-            mask: MaskLayer::new(mask),
-            recorder: Some(recorder),
-            changed_tool_approvers: Vec::new(),
-        },
+        Stack::new(verifier, &resource, policy, pins, "guarded-rmcp-example")
+            .mask(MaskLayer::new(mask))
+            .recorder(recorder),
     );
     let metadata = protected_resource_metadata(&resource, &[dev.issuer().to_string()]);
     let app = axum::Router::new().route_service("/mcp", guarded).route(

@@ -371,14 +371,12 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
             };
-            let who = Identity {
+            let who = Identity::new(
                 subject,
-                groups: groups.into_iter().filter(|g| !g.is_empty()).collect(),
-                issuer: "(explain)".into(),
-                expires_at: std::time::SystemTime::now(),
-                claims: Default::default(),
-                namespace: None,
-            };
+                groups.into_iter().filter(|g| !g.is_empty()).collect(),
+                "(explain)",
+                std::time::SystemTime::now(),
+            );
             print!("{}", explain::render(&policy, &who, &call));
             ExitCode::SUCCESS
         }

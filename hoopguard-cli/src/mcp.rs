@@ -110,17 +110,18 @@ pub(crate) fn router(setup: McpSetup) -> Result<Router, String> {
                 timeout: up.timeout,
                 client: setup.client,
             };
-            let stack = Stack {
-                verifier: setup.verifier,
-                resource: setup.resource,
-                path: setup.path.clone(),
-                guard: setup.guard,
-                pins: setup.pins,
-                server: up.name.clone().unwrap_or_else(|| up.url.clone()),
-                mask: setup.mask,
-                recorder: Some(setup.recorder),
-                changed_tool_approvers: setup.changed_tool_approvers,
-            };
+            let server = up.name.clone().unwrap_or_else(|| up.url.clone());
+            let stack = Stack::new(
+                setup.verifier,
+                setup.resource,
+                setup.guard,
+                setup.pins,
+                server,
+            )
+            .path(setup.path.clone())
+            .mask(setup.mask)
+            .recorder(setup.recorder)
+            .changed_tool_approvers(setup.changed_tool_approvers);
             let svc = stack.layer(tower::service_fn(move |req: http::Request<Full<Bytes>>| {
                 let up = upstream.clone();
                 async move { Ok::<_, std::convert::Infallible>(forward(&up, req).await) }

@@ -12,6 +12,19 @@
 //! * [`mcp`]: MCP JSON-RPC messages, server-sent events and tool pins.
 //! * [`json`]: JSON parsed the one way every reader reads it (duplicate keys refused).
 //! * [`duration`]: the `15m` / `1h30m` duration format used across the configuration.
+//!
+//! # Cargo features
+//!
+//! All on by default; with `default-features = false` the crate is the masking engine, policy,
+//! approvals (over an `ApprovalStore` of your own), recordings (without the index) and MCP messages, with none of the
+//! AWS SDK, SQLite or an HTTP client.
+//!
+//! * `aws`: the [`aws`] module (pulls in aws-sigv4, aws-sdk-sts, aws-config).
+//! * `oidc`: token verification and the development issuer in [`identity`] (jsonwebtoken,
+//!   reqwest); without it `identity` holds only [`Identity`](identity::Identity).
+//! * `sqlite`: the SQLite approvals store and the recordings [`Index`](record::Index)
+//!   (bundled SQLite).
+//! * `webhooks`: approval notifications over HTTP (reqwest).
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -21,12 +34,15 @@
 )]
 
 pub mod approvals;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod duration;
+#[cfg(feature = "aws")]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod identity;
 pub mod json;
+#[cfg(any(feature = "aws", feature = "oidc"))]
 mod keyfile;
 pub mod mask;
 pub mod mcp;

@@ -2,7 +2,8 @@
 //!
 //! [`AuthLayer`] reads the token from the `Authorization` header only, verifies it with a shared
 //! [`Verifier`], and on success puts the caller's `Arc<Identity>` into the request extensions for
-//! the layers after it. On failure it answers by itself — the inner service is never called:
+//! the layers after it, where [`caller`] reads it (every layer reads it that way; the AWS path's
+//! `aws::SigV4Verify` puts it there too). On failure it answers by itself — the inner service is never called:
 //!
 //! * `401` with `WWW-Authenticate: Bearer error="invalid_token", error_description="…"` (plus
 //!   `resource_metadata="…"` when configured, as the MCP authorization spec asks) and a JSON body
@@ -31,7 +32,7 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(AuthLayer::new(verifier))
 //!     .service_fn(|req: Request<Full<Bytes>>| async move {
-//!         let who = req.extensions().get::<Arc<Identity>>().unwrap();
+//!         let who = hoopguard_tower::auth::caller(req.extensions()).unwrap();
 //!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who.subject.clone()))))
 //!     });
 //!
@@ -56,6 +57,22 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::body::GuardBody;
+
+/// The verified caller of a request: what [`AuthLayer`] (or `aws::SigV4Verify`) put in its
+/// extensions. `None` means no authenticating layer ran in front: a wiring mistake, which the
+/// layers that need a caller refuse with [`NO_CALLER`].
+pub fn caller(extensions: &http::Extensions) -> Option<&Arc<hoopguard_core::identity::Identity>> {
+    extensions.get::<Arc<hoopguard_core::identity::Identity>>()
+}
+
+/// Sets the verified caller of a request (what the authenticating layers do; in-process code
+/// that authenticated its caller by other means does the same).
+pub fn set_caller(extensions: &mut http::Extensions, who: Arc<hoopguard_core::identity::Identity>) {
+    extensions.insert(who);
+}
+
+/// What a layer that needs a caller says when none was set (with status 401).
+pub const NO_CALLER: &str = "no verified caller on the request: an authenticating layer (AuthLayer, aws::SigV4Verify) must come before this one";
 
 /// What the auth layer concluded, left in the response extensions for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +227,7 @@ where
             });
             match verified {
                 Ok(identity) => {
-                    req.extensions_mut().insert(identity);
+                    set_caller(req.extensions_mut(), identity);
                     let mut resp = inner.call(req).await?;
                     resp.extensions_mut().insert(AuthOutcome::Authenticated);
                     Ok(resp.map(GuardBody::inner))
@@ -326,7 +343,6 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use hoopguard_core::identity::Identity;
     use hoopguard_core::identity::dev::DevIssuer;
     use http_body_util::{BodyExt, Full};
     use tower::{ServiceBuilder, ServiceExt};
@@ -359,7 +375,7 @@ mod tests {
                 .service_fn(move |req: Request<Full<Bytes>>| {
                     r.store(true, std::sync::atomic::Ordering::SeqCst);
                     async move {
-                        let who = req.extensions().get::<Arc<Identity>>().cloned();
+                        let who = caller(req.extensions()).cloned();
                         let body = who.map(|w| w.subject.clone()).unwrap_or_default();
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
                     }

@@ -53,10 +53,8 @@
 //! let mut req = Request::post("/mcp").body(Full::new(Bytes::from(
 //!     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{}}}"#,
 //! ))).unwrap();
-//! req.extensions_mut().insert(Arc::new(Identity {
-//!     subject: "alice".into(), groups: vec![], issuer: "i".into(),
-//!     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None,
-//! }));
+//! let alice = Identity::new("alice", vec![], "i", std::time::SystemTime::now());
+//! hoopguard_tower::auth::set_caller(req.extensions_mut(), Arc::new(alice));
 //! let resp = svc.oneshot(req).await.unwrap();
 //! let body = resp.into_body().collect().await.unwrap().to_bytes();
 //! let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -109,27 +107,19 @@ pub struct McpLayer {
 /// Everything a guarded MCP endpoint needs, in the right order: [`Stack::layer`] wraps a
 /// streamable-HTTP MCP service (a proxy, or an in-process server such as rmcp's) in
 /// `AuthLayer` (bearer token only, audience = `resource`, 401 naming the metadata URL) →
-/// `RecordLayer` (the masked answers) → `MaskLayer` → [`McpLayer`].
+/// `RecordLayer` (the masked answers) → `MaskLayer` → [`McpLayer`]. Built with [`Stack::new`]
+/// and the setters.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    /// Verifies callers' tokens.
-    pub verifier: Arc<hoopguard_core::identity::Verifier>,
-    /// This endpoint's resource URI (RFC 8707): tokens must name it in `aud`.
-    pub resource: String,
-    /// The path the endpoint is served at (for the metadata URL).
-    pub path: String,
-    /// Decides calls.
-    pub guard: Guard,
-    /// Tool pins.
-    pub pins: Arc<Pins>,
-    /// The name the server's pins are kept under.
-    pub server: String,
-    /// Masks answers.
-    pub mask: crate::mask::MaskLayer,
-    /// Records calls, if set.
-    pub recorder: Option<Arc<Recorder>>,
-    /// Who approves calls to a tool whose definition changed (empty: refused).
-    pub changed_tool_approvers: Vec<String>,
+    verifier: Arc<hoopguard_core::identity::Verifier>,
+    resource: String,
+    path: String,
+    guard: Guard,
+    pins: Arc<Pins>,
+    server: String,
+    mask: crate::mask::MaskLayer,
+    recorder: Option<Arc<Recorder>>,
+    changed_tool_approvers: Vec<String>,
 }
 
 /// A service wrapped by [`Stack::layer`].
@@ -137,6 +127,54 @@ pub type Guarded<S> =
     crate::auth::Auth<crate::record::RecordService<crate::mask::Mask<McpService<S>>>>;
 
 impl Stack {
+    /// A stack that verifies callers' tokens with `verifier` (audience = `resource`, this
+    /// endpoint's RFC 8707 resource URI), decides calls with `guard` and pins the tools of the
+    /// server named `server` in `pins`. Served at `/mcp`, answers masked with the default rules,
+    /// nothing recorded, calls to a changed tool refused — until the setters say otherwise.
+    pub fn new(
+        verifier: Arc<hoopguard_core::identity::Verifier>,
+        resource: impl Into<String>,
+        guard: Guard,
+        pins: Arc<Pins>,
+        server: impl Into<String>,
+    ) -> Stack {
+        Stack {
+            verifier,
+            resource: resource.into(),
+            path: "/mcp".into(),
+            guard,
+            pins,
+            server: server.into(),
+            mask: crate::mask::MaskLayer::new(hoopguard_core::mask::default_engine()),
+            recorder: None,
+            changed_tool_approvers: Vec::new(),
+        }
+    }
+
+    /// The path the endpoint is served at (for the metadata URL in `401` answers).
+    pub fn path(mut self, path: impl Into<String>) -> Stack {
+        self.path = path.into();
+        self
+    }
+
+    /// Masks answers with `mask`.
+    pub fn mask(mut self, mask: crate::mask::MaskLayer) -> Stack {
+        self.mask = mask;
+        self
+    }
+
+    /// Records calls and answers with `recorder`.
+    pub fn recorder(mut self, recorder: Arc<Recorder>) -> Stack {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Who approves calls to a tool whose definition changed (empty: such calls are refused).
+    pub fn changed_tool_approvers(mut self, approvers: Vec<String>) -> Stack {
+        self.changed_tool_approvers = approvers;
+        self
+    }
+
     /// Wraps `inner`.
     pub fn layer<S>(self, inner: S) -> Guarded<S> {
         let mut guard = McpGuard::new(self.guard, self.pins, self.server)
@@ -282,17 +320,12 @@ where
     ResB: Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
-    let Some(who) = req.extensions().get::<Arc<Identity>>().cloned() else {
+    let Some(who) = crate::auth::caller(req.extensions()).cloned() else {
         // Fail closed: without an identity nothing can be decided.
         tracing::error!("McpLayer got a request without an identity; is AuthLayer in front?");
         return Ok(json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &error(
-                None,
-                UNAVAILABLE,
-                "no caller identity; the request is refused",
-                None,
-            ),
+            StatusCode::UNAUTHORIZED,
+            &error(None, UNAVAILABLE, crate::auth::NO_CALLER, None),
         ));
     };
     let origin = crate::record::Origin::of(req.headers(), req.extensions());
@@ -865,14 +898,12 @@ mod layer_tests {
     }
 
     fn alice() -> Arc<Identity> {
-        Arc::new(Identity {
-            subject: "alice".into(),
-            groups: vec![],
-            issuer: "i".into(),
-            expires_at: std::time::SystemTime::now(),
-            claims: Default::default(),
-            namespace: None,
-        })
+        Arc::new(Identity::new(
+            "alice",
+            vec![],
+            "i",
+            std::time::SystemTime::now(),
+        ))
     }
 
     async fn call(
@@ -1132,7 +1163,10 @@ mod layer_tests {
             )))
             .unwrap();
         let resp = svc.oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["message"], crate::auth::NO_CALLER, "{body}");
         assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

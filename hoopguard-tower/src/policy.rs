@@ -39,8 +39,7 @@
 //!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
 //!     });
 //!
-//! let alice = Arc::new(Identity { subject: "alice".into(), groups: vec![], issuer: "i".into(),
-//!     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None });
+//! let alice = Arc::new(Identity::new("alice", vec![], "i", std::time::SystemTime::now()));
 //! let mut req = Request::get("/").header("x-tool", "echo").body(Full::default()).unwrap();
 //! req.extensions_mut().insert(alice.clone());
 //! assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
@@ -57,7 +56,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use hoopguard_core::approvals::{Approval, Approvals, Asked, Gate};
+use hoopguard_core::approvals::{Approvals, Asked, Gate};
 use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::{ApprovalSpec, Call, Effect, Policy};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -68,102 +67,9 @@ use tower::{Layer, Service};
 use crate::body::GuardBody;
 use crate::metrics::Metrics;
 
-/// The outcome of [`Guard::authorize`].
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    /// The call may proceed.
-    Allow {
-        /// The allowing rule.
-        rule: Option<String>,
-        /// The approval whose grant covered the call, if one did.
-        approval_id: Option<String>,
-    },
-    /// The call is refused.
-    Deny {
-        /// The denying rule (`None`: nothing matched).
-        rule: Option<String>,
-        /// Why, for the caller.
-        reason: String,
-    },
-    /// The call waits for a human.
-    Pending {
-        /// The pending approval.
-        approval: Box<Approval>,
-        /// Why, for the caller.
-        reason: String,
-    },
-    /// The approval store failed; the call is refused.
-    Unavailable {
-        /// What failed.
-        reason: String,
-    },
-}
-
-impl Verdict {
-    /// `allow`, `deny`, `approve` (pending) or `error`.
-    pub fn decision(&self) -> &'static str {
-        match self {
-            Verdict::Allow { .. } => "allow",
-            Verdict::Deny { .. } => "deny",
-            Verdict::Pending { .. } => "approve",
-            Verdict::Unavailable { .. } => "error",
-        }
-    }
-
-    /// The deciding rule, the approval id and the reason, for a recording.
-    pub fn parts(&self) -> (Option<String>, Option<String>, Option<String>) {
-        match self {
-            Verdict::Allow { rule, approval_id } => (rule.clone(), approval_id.clone(), None),
-            Verdict::Deny { rule, reason } => (rule.clone(), None, Some(reason.clone())),
-            Verdict::Pending { approval, reason } => (
-                Some(approval.rule.clone()),
-                Some(approval.id.clone()),
-                Some(reason.clone()),
-            ),
-            Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
-        }
-    }
-
-    /// What the caller is told of a refusal (`None` for `Allow`): the reason, and for a
-    /// pending approval its id and the command that approves it. Every protocol's refusal says
-    /// this text.
-    pub fn message(&self) -> Option<String> {
-        match self {
-            Verdict::Allow { .. } => None,
-            Verdict::Deny { reason, .. } => Some(reason.clone()),
-            Verdict::Pending { approval, reason } => Some(format!(
-                "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
-                id = approval.id
-            )),
-            Verdict::Unavailable { reason } => Some(format!(
-                "the call was refused because the approval store failed ({reason}); try again later"
-            )),
-        }
-    }
-
-    /// The refusal as JSON for the caller (`None` for `Allow`).
-    pub fn refusal_json(&self) -> Option<Value> {
-        let message = self.message()?;
-        Some(match self {
-            Verdict::Allow { .. } => return None,
-            Verdict::Deny { rule, .. } => json!({
-                "error": "denied", "decision": "deny", "rule": rule, "message": message,
-            }),
-            Verdict::Pending { approval, .. } => json!({
-                "error": "approval_required",
-                "decision": "approve",
-                "rule": approval.rule,
-                "approval_id": approval.id,
-                "approvers": approval.approvers,
-                "expires_at": approval.expires_at,
-                "message": message,
-            }),
-            Verdict::Unavailable { .. } => json!({
-                "error": "unavailable", "decision": "error", "message": message,
-            }),
-        })
-    }
-}
+/// The outcome of [`Guard::authorize`]: defined in core, with the refusal texts every protocol
+/// says.
+pub use hoopguard_core::approvals::Verdict;
 
 /// Policy plus approvals: decides calls. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -379,11 +285,11 @@ where
         let classify = self.classify.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let Some(who) = parts.extensions.get::<Arc<Identity>>().cloned() else {
+            let Some(who) = crate::auth::caller(&parts.extensions).cloned() else {
                 // No identity means no auth layer ran: a wiring mistake. Refuse.
                 return Ok(json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": "unauthenticated", "message": "no verified identity on the request; put AuthLayer before PolicyLayer"}),
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "unauthenticated", "message": crate::auth::NO_CALLER}),
                 ));
             };
             let call = match classify.classify(&parts) {
@@ -426,7 +332,7 @@ mod tests {
     use std::convert::Infallible;
 
     use bytes::Bytes;
-    use hoopguard_core::approvals::SqliteStore;
+    use hoopguard_core::approvals::{Approval, SqliteStore};
     use hoopguard_core::policy::RuleConfig;
     use http_body_util::{BodyExt, Full};
     use tower::{ServiceBuilder, ServiceExt};
@@ -446,14 +352,12 @@ mod tests {
     }
 
     fn who(sub: &str, groups: &[&str]) -> Arc<Identity> {
-        Arc::new(Identity {
-            subject: sub.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            issuer: "i".into(),
-            expires_at: std::time::SystemTime::now(),
-            claims: Default::default(),
-            namespace: None,
-        })
+        Arc::new(Identity::new(
+            sub,
+            groups.iter().map(|g| g.to_string()).collect(),
+            "i",
+            std::time::SystemTime::now(),
+        ))
     }
 
     fn classify(parts: &http::request::Parts) -> Result<Call, String> {
@@ -549,7 +453,7 @@ mod tests {
         assert_eq!((s, reached), (StatusCode::FORBIDDEN, false));
         assert_eq!(body["error"], "unclassified");
         let (s, _, reached) = call(&g, None, Some("echo")).await;
-        assert_eq!((s, reached), (StatusCode::INTERNAL_SERVER_ERROR, false));
+        assert_eq!((s, reached), (StatusCode::UNAUTHORIZED, false));
     }
 
     /// A store that always fails: SQLite cannot be made to fail on demand mid-test, and what

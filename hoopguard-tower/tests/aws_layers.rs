@@ -45,14 +45,12 @@ struct Env {
 
 async fn env() -> Env {
     let minter = Arc::new(Minter::new(&[7u8; 32]));
-    let alice = Identity {
-        subject: "alice".into(),
-        groups: vec!["dev".into()],
-        issuer: "https://idp".into(),
-        expires_at: SystemTime::now() + Duration::from_secs(3600),
-        claims: Default::default(),
-        namespace: None,
-    };
+    let alice = Identity::new(
+        "alice",
+        vec!["dev".into()],
+        "https://idp",
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     let creds = minter
         .mint(&alice, "default", Duration::from_secs(900))
         .unwrap();

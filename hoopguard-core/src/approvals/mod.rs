@@ -7,7 +7,7 @@
 //! approver's vote: the approver must be in the rule's approver groups, never the requester;
 //! distinct approvers count towards the quorum; a deny by anyone ends it.
 //!
-//! State lives behind the [`ApprovalStore`] trait; [`SqliteStore`] is the embedded default.
+//! State lives behind the [`ApprovalStore`] trait; [`SqliteStore`] is the embedded default (feature `sqlite`).
 //!
 //! # Example
 //!
@@ -17,9 +17,9 @@
 //! use hoopguard_core::approvals::{Approvals, Gate, SqliteStore};
 //! use hoopguard_core::policy::{Call, Policy, RuleConfig};
 //! # use hoopguard_core::identity::Identity;
-//! # fn who(s: &str, g: &[&str]) -> Identity { Identity { subject: s.into(),
-//! #     groups: g.iter().map(|x| x.to_string()).collect(), issuer: "i".into(),
-//! #     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None } }
+//! # fn who(s: &str, g: &[&str]) -> Identity {
+//! #     Identity::new(s, g.iter().map(|x| x.to_string()).collect(), "i", std::time::SystemTime::now())
+//! # }
 //!
 //! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
 //!     [[rules]]
@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+#[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod webhook;
 
@@ -53,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 use crate::identity::Identity;
@@ -538,6 +540,105 @@ pub fn call_digest(requester: &str, call: &Call, binding: Option<&str>) -> Strin
     hex::encode(Sha256::digest(
         crate::policy::canonical_json(doc).to_string().as_bytes(),
     ))
+}
+
+/// What the guard concluded about one call (`hoopguard_tower::policy::Guard::authorize`): the
+/// policy's decision combined with the approvals. Holds the refusal texts, so every protocol
+/// (AWS XML and JSON, JSON-RPC, plain JSON) tells the caller the same thing.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The call may proceed.
+    Allow {
+        /// The allowing rule.
+        rule: Option<String>,
+        /// The approval whose grant covered the call, if one did.
+        approval_id: Option<String>,
+    },
+    /// The call is refused.
+    Deny {
+        /// The denying rule (`None`: nothing matched).
+        rule: Option<String>,
+        /// Why, for the caller.
+        reason: String,
+    },
+    /// The call waits for a human.
+    Pending {
+        /// The pending approval.
+        approval: Box<Approval>,
+        /// Why, for the caller.
+        reason: String,
+    },
+    /// The approval store failed; the call is refused.
+    Unavailable {
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// `allow`, `deny`, `approve` (pending) or `error`.
+    pub fn decision(&self) -> &'static str {
+        match self {
+            Verdict::Allow { .. } => "allow",
+            Verdict::Deny { .. } => "deny",
+            Verdict::Pending { .. } => "approve",
+            Verdict::Unavailable { .. } => "error",
+        }
+    }
+
+    /// The deciding rule, the approval id and the reason, for a recording.
+    pub fn parts(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Verdict::Allow { rule, approval_id } => (rule.clone(), approval_id.clone(), None),
+            Verdict::Deny { rule, reason } => (rule.clone(), None, Some(reason.clone())),
+            Verdict::Pending { approval, reason } => (
+                Some(approval.rule.clone()),
+                Some(approval.id.clone()),
+                Some(reason.clone()),
+            ),
+            Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
+        }
+    }
+
+    /// What the caller is told of a refusal (`None` for `Allow`): the reason, and for a
+    /// pending approval its id and the command that approves it. Every protocol's refusal says
+    /// this text.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Verdict::Allow { .. } => None,
+            Verdict::Deny { reason, .. } => Some(reason.clone()),
+            Verdict::Pending { approval, reason } => Some(format!(
+                "{reason}. Approval {id} is pending: an approver runs `hoopguard approvals approve {id}`; then retry the same call.",
+                id = approval.id
+            )),
+            Verdict::Unavailable { reason } => Some(format!(
+                "the call was refused because the approval store failed ({reason}); try again later"
+            )),
+        }
+    }
+
+    /// The refusal as JSON for the caller (`None` for `Allow`).
+    pub fn refusal_json(&self) -> Option<serde_json::Value> {
+        let message = self.message()?;
+        Some(match self {
+            Verdict::Allow { .. } => return None,
+            Verdict::Deny { rule, .. } => serde_json::json!({
+                "error": "denied", "decision": "deny", "rule": rule, "message": message,
+            }),
+            Verdict::Pending { approval, .. } => serde_json::json!({
+                "error": "approval_required",
+                "decision": "approve",
+                "rule": approval.rule,
+                "approval_id": approval.id,
+                "approvers": approval.approvers,
+                "expires_at": approval.expires_at,
+                "message": message,
+            }),
+            Verdict::Unavailable { .. } => serde_json::json!({
+                "error": "unavailable", "decision": "error", "message": message,
+            }),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,9 @@ impl Event {
 #[derive(Debug, Clone)]
 pub struct Notifier {
     hooks: Arc<Vec<WebhookConfig>>,
+    #[cfg(feature = "webhooks")]
     client: Option<reqwest::Client>,
+    #[cfg_attr(not(feature = "webhooks"), allow(dead_code))]
     first_backoff: Duration,
 }
 
@@ -69,12 +71,31 @@ impl Notifier {
     pub fn none() -> Self {
         Notifier {
             hooks: Arc::new(Vec::new()),
+            #[cfg(feature = "webhooks")]
             client: None,
             first_backoff: Duration::from_millis(500),
         }
     }
 
+    /// Sends to `hooks`; backoff starts at `first_backoff` and doubles per attempt. Without
+    /// the `webhooks` feature, an error unless `hooks` is empty.
+    #[cfg(not(feature = "webhooks"))]
+    pub fn new(hooks: Vec<WebhookConfig>, first_backoff: Duration) -> Result<Self, String> {
+        if !hooks.is_empty() {
+            return Err(
+                "webhooks are configured, but hoopguard-core was built without its \
+                        `webhooks` feature"
+                    .into(),
+            );
+        }
+        Ok(Notifier {
+            first_backoff,
+            ..Notifier::none()
+        })
+    }
+
     /// Sends to `hooks`; backoff starts at `first_backoff` and doubles per attempt.
+    #[cfg(feature = "webhooks")]
     pub fn new(hooks: Vec<WebhookConfig>, first_backoff: Duration) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -89,6 +110,13 @@ impl Notifier {
     }
 
     /// Sends `event` about `approval` to every webhook, in the background.
+    #[cfg(not(feature = "webhooks"))]
+    pub fn send(&self, _event: Event, _approval: &Approval) {
+        debug_assert!(self.hooks.is_empty(), "built by new, which refuses hooks");
+    }
+
+    /// Sends `event` about `approval` to every webhook, in the background.
+    #[cfg(feature = "webhooks")]
     pub fn send(&self, event: Event, approval: &Approval) {
         let Some(client) = &self.client else { return };
         if tokio::runtime::Handle::try_current().is_err() {
@@ -103,6 +131,7 @@ impl Notifier {
     }
 }
 
+#[cfg(feature = "webhooks")]
 async fn deliver(
     client: reqwest::Client,
     hook: WebhookConfig,
@@ -134,6 +163,7 @@ async fn deliver(
         "webhook failed after every attempt; the approval itself is unaffected");
 }
 
+#[cfg(feature = "webhooks")]
 fn host_of(url: &str) -> String {
     url.split("://")
         .nth(1)
@@ -142,6 +172,7 @@ fn host_of(url: &str) -> String {
         .to_string()
 }
 
+#[cfg_attr(not(feature = "webhooks"), allow(dead_code))]
 fn payload(format: Format, event: Event, a: &Approval) -> Value {
     let approve_with = format!("hoopguard approvals approve {}", a.id);
     match format {

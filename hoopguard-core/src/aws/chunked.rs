@@ -68,7 +68,7 @@ impl ChunkSeed {
     ) -> ChunkSeed {
         let date = amz_date.get(..8).unwrap_or(amz_date);
         ChunkSeed {
-            key: super::sigv4::signing_key(secret, date, region, service),
+            key: super::signing::signing_key(secret, date, region, service),
             amz_date: amz_date.to_string(),
             scope: format!("{date}/{region}/{service}/aws4_request"),
             signature: seed_signature.to_string(),

@@ -27,8 +27,9 @@ use std::sync::LazyLock;
 
 const TABLE: &str = include_str!("iam.txt");
 
-/// The access levels of the reference, as policies name them.
-pub const LEVELS: &[&str] = &["List", "Read", "Write", "Permissions management", "Tagging"];
+/// The access levels of the reference, as policies name them (defined with the policy, which
+/// matches on them).
+pub use crate::policy::ACCESS_LEVELS as LEVELS;
 
 #[derive(Debug)]
 pub(crate) struct Action {

@@ -23,8 +23,7 @@
 //! use std::time::{Duration, SystemTime};
 //! use hoopguard_core::aws::Minter;
 //! # use hoopguard_core::identity::Identity;
-//! # let alice = Identity { subject: "alice".into(), groups: vec!["dev".into()], issuer: "i".into(),
-//! #     expires_at: SystemTime::now() + Duration::from_secs(3600), claims: Default::default(), namespace: None };
+//! # let alice = Identity::new("alice", vec!["dev".into()], "i", SystemTime::now() + Duration::from_secs(3600));
 //!
 //! let minter = Minter::new(&[7u8; 32]);
 //! let creds = minter.mint(&alice, "default", Duration::from_secs(900)).unwrap();
@@ -41,6 +40,7 @@ pub mod iam;
 pub mod pct;
 pub mod resign;
 pub mod routes;
+mod signing;
 mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -11,6 +11,7 @@ use aws_lc_rs::{digest, hmac};
 
 use super::chunked::ChunkSeed;
 use super::pct;
+use super::signing::signing_key;
 use super::{CredError, Minter, Session};
 
 /// How far a request's `X-Amz-Date` may be from the gateway's clock.
@@ -285,20 +286,6 @@ fn canonical_header_value(values: &[&[u8]]) -> String {
 
 fn hex_sha256(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data))
-}
-
-pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
-    let mut k = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
-        date.as_bytes(),
-    );
-    for part in [region, service, "aws4_request"] {
-        k = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
-            part.as_bytes(),
-        );
-    }
-    hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
 }
 
 /// The SigV4 string to sign for `req` over the `signed` headers.

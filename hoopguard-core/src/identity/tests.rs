@@ -8,6 +8,9 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use std::time::Duration;
+
+use super::verify::unix_now;
 use super::*;
 
 const RSA_A: &[u8] = include_bytes!("testdata/rsa_a.pem");

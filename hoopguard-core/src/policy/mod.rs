@@ -14,8 +14,7 @@
 //! ```
 //! use hoopguard_core::policy::{Call, Effect, Policy, RuleConfig};
 //! # use hoopguard_core::identity::Identity;
-//! # let alice = Identity { subject: "alice".into(), groups: vec!["dev".into()], issuer: "i".into(),
-//! #     expires_at: std::time::SystemTime::now(), claims: Default::default(), namespace: None };
+//! # let alice = Identity::new("alice", vec!["dev".into()], "i", std::time::SystemTime::now());
 //!
 //! let rules: Vec<RuleConfig> = toml::from_str::<toml::Table>(r#"
 //!     [[rules]]
@@ -50,6 +49,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::identity::Identity;
+
+/// The access levels of the AWS Service Authorization Reference, as `access` conditions name
+/// them (`aws::iam` maps each action to one).
+pub const ACCESS_LEVELS: &[&str] = &["List", "Read", "Write", "Permissions management", "Tagging"];
 use glob::Glob;
 
 /// What a rule does with the calls it matches.
@@ -236,8 +239,10 @@ pub struct RuleError {
     pub message: String,
 }
 
-/// One call to decide.
+/// One call to decide. New kinds of call may be added (MCP revisions bring new ones), so a
+/// `match` outside this crate needs a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Call {
     /// An AWS API call: one or more IAM actions, each on its resources.
     Aws {
@@ -1062,7 +1067,7 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
             }
             let mut access = Vec::new();
             for a in &cfg.access {
-                let Some(level) = crate::aws::iam::LEVELS
+                let Some(level) = ACCESS_LEVELS
                     .iter()
                     .find(|l| l.eq_ignore_ascii_case(a.trim()))
                 else {
@@ -1070,7 +1075,7 @@ fn compile_rule(cfg: &RuleConfig) -> Result<Rule, (&'static str, String)> {
                         "access",
                         format!(
                             "`{a}` is not an access level; use {}",
-                            crate::aws::iam::LEVELS.join(", ")
+                            ACCESS_LEVELS.join(", ")
                         ),
                     ));
                 };

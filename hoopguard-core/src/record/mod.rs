@@ -7,7 +7,7 @@
 //! head (the hash of its last line and its event count) sits beside its files, so removing or
 //! altering the last event is caught too. Sessions are split into segments of a set size, and
 //! [`Recorder::retain`] removes the oldest segments by age and total size. A SQLite [`Index`]
-//! beside them finds sessions by subject, time, action and decision.
+//! beside them (feature `sqlite`) finds sessions by subject, time, action and decision.
 //!
 //! A crash mid-write leaves at most a torn last line; opening the store truncates it (and only
 //! it), and the session still verifies. Writing is fail-closed: [`Recorder::append`] returns an
@@ -32,6 +32,7 @@
 //! ```
 
 pub mod digest;
+#[cfg(feature = "sqlite")]
 mod index;
 mod store;
 
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "sqlite")]
 pub use index::{INDEX_FILE, Index, Query, SessionSummary, call_target};
 pub use store::{DEFAULT_SEGMENT_SIZE, JsonlStore};
 
@@ -168,7 +170,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn retain(&self, policy: &Retention, now: SystemTime) -> Result<Removed, RecordError>;
 }
 
+// Without the `sqlite` feature no index writer exists and nothing is ever sent.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 enum IndexOp {
+    #[cfg(feature = "sqlite")]
     Row(Box<index::Row>),
     Remove(String),
     Flush(mpsc::Sender<()>),
@@ -226,9 +231,11 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(feature = "sqlite")]
 /// How often the index writer takes what has arrived and writes it in one transaction.
 const INDEX_BATCH: Duration = Duration::from_millis(20);
 
+#[cfg(feature = "sqlite")]
 /// Keeps the index current off the call path: events arrive on a channel and are written in
 /// batches, every [`INDEX_BATCH`], one transaction each.
 fn index_writer(mut index: Index, rx: mpsc::Receiver<IndexOp>) {
@@ -280,8 +287,16 @@ fn index_writer(mut index: Index, rx: mpsc::Receiver<IndexOp>) {
 impl Recorder {
     /// Opens (creating) the embedded store in `dir` with its index; torn last lines left by a
     /// crash are cut off and the index brought up to date.
+    #[cfg(feature = "sqlite")]
     pub fn open(dir: &Path, durability: Durability) -> Result<Recorder, RecordError> {
         Recorder::new(Arc::new(JsonlStore::open(dir, durability)?)).with_index(dir)
+    }
+
+    /// Opens (creating) the embedded store in `dir`; torn last lines left by a crash are cut
+    /// off. Without the `sqlite` feature there is no index.
+    #[cfg(not(feature = "sqlite"))]
+    pub fn open(dir: &Path, durability: Durability) -> Result<Recorder, RecordError> {
+        Ok(Recorder::new(Arc::new(JsonlStore::open(dir, durability)?)))
     }
 
     /// Records into `store`, without an index.
@@ -299,6 +314,7 @@ impl Recorder {
 
     /// Keeps the index in `dir` ([`INDEX_FILE`]) current, after bringing it in line with the
     /// recordings there.
+    #[cfg(feature = "sqlite")]
     pub fn with_index(mut self, dir: &Path) -> Result<Recorder, RecordError> {
         let mut index = Index::open(&dir.join(INDEX_FILE))?;
         let redone = index.reconcile(dir)?;
@@ -391,6 +407,7 @@ impl Recorder {
     /// Appends one event to `session` (creating it), chained to the one before.
     pub fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
         let event = self.store.append(session, kind, data)?;
+        #[cfg(feature = "sqlite")]
         if self.index.is_some() {
             self.to_index(IndexOp::Row(Box::new(index::Row::of(&event))));
         }
@@ -590,6 +607,7 @@ pub fn read_session(dir: &Path, session: &str) -> Result<Vec<Event>, RecordError
     store::read(dir, session)
 }
 
+#[cfg(feature = "sqlite")]
 /// Finds sessions in `dir` through its index, which is first brought in line with the
 /// recordings (the index is written; the recordings are only read).
 pub fn search(dir: &Path, q: &Query) -> Result<Vec<SessionSummary>, RecordError> {

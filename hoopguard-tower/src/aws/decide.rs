@@ -158,7 +158,7 @@ where
             let ext = &parts.extensions;
             let (Some(verified), Some(who), Some(call)) = (
                 ext.get::<Verified>().cloned(),
-                ext.get::<Arc<Identity>>().cloned(),
+                crate::auth::caller(ext).cloned(),
                 ext.get::<AwsCall>().cloned(),
             ) else {
                 return Ok(unwired("Decide"));

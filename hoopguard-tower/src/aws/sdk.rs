@@ -138,10 +138,7 @@ impl CallerAws {
     /// service got (rmcp hands it to tools as `Extension<http::request::Parts>`); its AWS calls
     /// are recorded in that MCP session.
     pub fn for_mcp_request(&self, parts: &http::request::Parts) -> Result<SdkConfig, CallerError> {
-        let who = parts
-            .extensions
-            .get::<Arc<Identity>>()
-            .ok_or(CallerError::NoCaller)?;
+        let who = crate::auth::caller(&parts.extensions).ok_or(CallerError::NoCaller)?;
         let session = parts
             .headers
             .get("mcp-session-id")

@@ -388,7 +388,7 @@ where
     })?;
     parts.headers = forward_headers(&parts.headers, aws_body.is_dechunked());
     let who: Arc<Identity> = Arc::new(verified.session.identity());
-    parts.extensions.insert(who);
+    crate::auth::set_caller(&mut parts.extensions, who);
     parts.extensions.insert(verified);
     parts.extensions.insert(format);
     parts.extensions.insert(origin);
