@@ -71,8 +71,8 @@ use bytes::Bytes;
 use hoopguard_core::identity::Identity;
 use hoopguard_core::mcp::sse::Events;
 use hoopguard_core::mcp::{
-    APPROVAL_PENDING, Ask, DENIED, PinCheck, Pins, UNAVAILABLE, error, filter_tools, parse,
-    response_id,
+    APPROVAL_PENDING, Ask, DENIED, HEADER_MISMATCH, Mirrored, PinCheck, Pins, RpcError,
+    UNAVAILABLE, check_mirrored, error, filter_tools, parse, response_id,
 };
 use hoopguard_core::policy::Call;
 use hoopguard_core::record::Recorder;
@@ -394,6 +394,15 @@ where
             ));
         }
     };
+    // Decisions are made on the body; a router behind hoopguard must never see headers that
+    // say something else.
+    if let Err(e) = mirrored(&parts.headers).and_then(|h| check_mirrored(&h, &msgs)) {
+        tracing::info!(subject = %who.subject, code = e.code, "refused headers that do not mirror the body");
+        return Ok(json_response(
+            StatusCode::BAD_REQUEST,
+            &error(e.id.as_ref(), e.code, &e.message, None),
+        ));
+    }
     let session = parts
         .headers
         .get("mcp-session-id")
@@ -445,6 +454,28 @@ where
         });
     }
     Ok(resp)
+}
+
+/// The headers that mirror the body (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version`); one
+/// given twice is refused (a router might read the other).
+fn mirrored(headers: &http::HeaderMap) -> Result<Mirrored<'_>, RpcError> {
+    fn one<'h>(headers: &'h http::HeaderMap, name: &str) -> Result<Option<&'h [u8]>, RpcError> {
+        let mut all = headers.get_all(name).iter();
+        let first = all.next().map(HeaderValue::as_bytes);
+        if all.next().is_some() {
+            return Err(RpcError {
+                code: HEADER_MISMATCH,
+                message: format!("the {name} header is given more than once"),
+                id: None,
+            });
+        }
+        Ok(first)
+    }
+    Ok(Mirrored {
+        method: one(headers, "mcp-method")?,
+        name: one(headers, "mcp-name")?,
+        protocol_version: one(headers, "mcp-protocol-version")?,
+    })
 }
 
 /// Why a call is answered by hoopguard instead of the server.
@@ -937,6 +968,71 @@ mod layer_tests {
         let out = resp.into_body().collect().await.unwrap().to_bytes();
         let forwarded = seen.lock().unwrap().clone();
         (forwarded, String::from_utf8(out.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn headers_that_do_not_mirror_the_body_never_reach_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let r2 = reached.clone();
+        let svc = ServiceBuilder::new()
+            .layer(McpLayer::new(
+                guard(dir.path()),
+                Arc::new(Pins::in_memory()),
+                "s",
+            ))
+            .service_fn(move |req: Request<Full<Bytes>>| {
+                r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // What reaches the server says one thing in headers and body.
+                assert_eq!(req.headers()["mcp-name"], "echo");
+                async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+                    ))))
+                }
+            });
+        let send = |headers: &[(&'static str, &'static str)]| {
+            let mut req = Request::post("/mcp").body(Full::new(Bytes::from(
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            ))).unwrap();
+            for (n, v) in headers {
+                req.headers_mut().append(*n, HeaderValue::from_static(v));
+            }
+            req.extensions_mut().insert(alice());
+            svc.clone().oneshot(req)
+        };
+        for attack in [
+            &[("mcp-method", "tools/call"), ("mcp-name", "rm")][..],
+            &[("mcp-method", "tools/list"), ("mcp-name", "echo")],
+            &[("mcp-method", "tools/call")],
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "rm"),
+            ],
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+        ] {
+            let resp = send(attack).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{attack:?}");
+            let b = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&b).unwrap();
+            assert_eq!(v["error"]["code"], HEADER_MISMATCH, "{v}");
+        }
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The honest twin passes.
+        let resp = send(&[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+            ("mcp-protocol-version", "2026-07-28"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -119,6 +119,77 @@ fn mcp_clients_are_guarded_in_front_of_server_everything() {
         "{challenge}"
     );
 
+    // Headers that mirror the body (MCP 2026-07-28's Mcp-Method / Mcp-Name) must say what the
+    // body says: a router behind hoopguard would act on them. Attacks first (refused with
+    // -32020 before anything is decided or forwarded), then the honest twin, which the real
+    // server answers. The session comes from a raw initialize (2025-06-18, which server-everything
+    // speaks).
+    let token = std::fs::read_to_string(&alice).unwrap();
+    let post = |session: Option<&str>, headers: &[(&str, &str)], body: &str| {
+        let mut req = blocking_client()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(s) = session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        req.send().unwrap()
+    };
+    let init = post(
+        None,
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
+    );
+    assert!(init.status().is_success(), "{:?}", init.status());
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _ = init.text();
+    let _ = post(
+        Some(&session),
+        &[],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let echo = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"mirrored"}}}"#;
+    for attack in [
+        &[("mcp-method", "tools/call"), ("mcp-name", "get-env")][..],
+        &[("mcp-method", "tools/list")],
+        &[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?Z2V0LWVudg==?="),
+        ],
+    ] {
+        let resp = post(Some(&session), attack, echo);
+        assert_eq!(resp.status(), 400, "{attack:?}");
+        let v: serde_json::Value = resp.json().unwrap();
+        assert_eq!(v["error"]["code"], -32020, "{attack:?}: {v}");
+    }
+    let resp = post(
+        Some(&session),
+        &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        echo,
+    );
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().unwrap();
+    assert!(text.contains("mirrored"), "{text}");
+    // Closed by the client, like the SDK's sessions (the shutdown count below is of one session;
+    // the gateway records the close whatever the server answers).
+    let _ = blocking_client()
+        .delete(&url)
+        .bearer_auth(&token)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .unwrap();
+
     // The tool list differs by group; a tool whose definition changed since pinned is hidden.
     let r = mcp_client(&url, Some(&alice), &["list"])
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.proc.output()));

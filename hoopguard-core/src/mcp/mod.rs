@@ -4,6 +4,8 @@
 //!   [`Ask::Decide`] for `tools/call`, `resources/read` and `prompts/get` (with the [`Call`]
 //!   the policy decides), [`Ask::ListTools`] for `tools/list` (whose answer is filtered), and
 //!   [`Ask::Pass`] for everything else (initialize, notifications, pings, responses).
+//! * [`check_mirrored`] refuses a request whose `Mcp-Method`, `Mcp-Name` or
+//!   `MCP-Protocol-Version` header says something other than its body (MCP 2026-07-28).
 //! * [`error`] builds the JSON-RPC error objects hoopguard answers with.
 //! * [`sse::Events`] splits an event stream incrementally and re-emits events with new data.
 //! * [`Pins`] fixes each tool's definition the first time a server lists it, and reports a
@@ -26,6 +28,7 @@
 //! }
 //! ```
 
+mod headers;
 pub mod sse;
 
 use std::collections::HashMap;
@@ -36,6 +39,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::policy::{Call, canonical_json};
+
+pub use headers::{HEADER_MISMATCH, MIRRORING_REVISION, Mirrored, check_mirrored, name_member};
 
 /// JSON-RPC: the body is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
