@@ -95,7 +95,7 @@ pub fn check_mirrored(h: &Mirrored<'_>, body: &Messages) -> Result<(), RpcError>
         .map_err(|m| fail(first_id.clone(), m))?;
 
     // One protocol version for the whole request.
-    let mut version = header_version.map(str::to_string);
+    let mut version: Option<&str> = header_version;
     for item in &body.items {
         let meta = item
             .message
@@ -110,7 +110,7 @@ pub fn check_mirrored(h: &Mirrored<'_>, body: &Messages) -> Result<(), RpcError>
             ));
         };
         match &version {
-            Some(v) if v != meta => {
+            Some(v) if *v != meta => {
                 return Err(fail(
                     item.id.clone(),
                     format!(
@@ -119,11 +119,11 @@ pub fn check_mirrored(h: &Mirrored<'_>, body: &Messages) -> Result<(), RpcError>
                 ));
             }
             Some(_) => {}
-            None => version = Some(meta.to_string()),
+            None => version = Some(meta),
         }
     }
     // Revisions are dates: a later one mirrors too.
-    let mirroring = version.as_deref().is_some_and(|v| v >= MIRRORING_REVISION);
+    let mirroring = version.is_some_and(|v| v >= MIRRORING_REVISION);
 
     if body.batch {
         if method.is_some() || name.is_some() {
@@ -164,7 +164,7 @@ pub fn check_mirrored(h: &Mirrored<'_>, body: &Messages) -> Result<(), RpcError>
                 id,
                 format!(
                     "protocol version {} requires the Mcp-Method header (`{b}`)",
-                    version.as_deref().unwrap_or(MIRRORING_REVISION)
+                    version.unwrap_or(MIRRORING_REVISION)
                 ),
             ));
         }
@@ -202,7 +202,7 @@ pub fn check_mirrored(h: &Mirrored<'_>, body: &Messages) -> Result<(), RpcError>
                 id,
                 format!(
                     "protocol version {} requires the Mcp-Name header (the body's `params.{m}`)",
-                    version.as_deref().unwrap_or(MIRRORING_REVISION)
+                    version.unwrap_or(MIRRORING_REVISION)
                 ),
             ))
         }
