@@ -2,8 +2,8 @@
 # hoopguard's whole test suite: unit, doc, and end-to-end tests against real peers.
 #
 # Installs the peers (tests/peers/requirements.txt into a virtualenv, tests/peers/package.json
-# with npm) under target/ the first time, and again whenever those files change; then runs every
-# test in the workspace.
+# with npm) under target/ the first time, and again whenever those files change; finds or starts
+# a PostgreSQL (scripts/test-postgres.sh); then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,11 @@ if [ ! -d "$node_peers/node_modules/@modelcontextprotocol/server-everything" ] \
     (cd "$node_peers" && npm install --no-audit --no-fund --silent)
 fi
 export HOOPGUARD_NODE_PEERS="$node_peers"
+
+# A PostgreSQL for the shared-store and replica tests: found, or started under target/
+# (scripts/test-postgres.sh). The tests fail, never skip, without one.
+HOOPGUARD_TEST_DATABASE_URL="$(bash scripts/test-postgres.sh)"
+export HOOPGUARD_TEST_DATABASE_URL
 
 # Unit, integration (end-to-end) and doc tests of every crate; the benchmarks run once each in
 # test mode so they cannot rot.

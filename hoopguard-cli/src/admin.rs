@@ -50,6 +50,9 @@ pub(crate) struct AdminState {
     /// Groups that may read recordings besides the policy's approvers (`record.auditors` and
     /// the approvers of unclassified AWS calls and changed MCP tools).
     pub(crate) auditors: Arc<Vec<String>>,
+    /// The database replicas share (`[store] url`), if configured: revocations go there, and
+    /// `/readyz` checks it.
+    pub(crate) shared: Option<hoopguard_core::shared::Database>,
 }
 
 /// The admin listener's routes.
@@ -117,13 +120,30 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         .issuers()
         .map(|i| json!({"issuer": i.issuer(), "keys": i.has_keys()}))
         .collect();
-    let ready = s.verifier.issuers().all(IssuerVerifier::has_keys);
+    let mut ready = s.verifier.issuers().all(IssuerVerifier::has_keys);
+    let store = match &s.shared {
+        None => json!({"kind": "embedded", "ok": true}),
+        Some(db) => {
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(2), db.ping()).await;
+            let (ok, error) = match answer {
+                Ok(Ok(())) => (true, None),
+                Ok(Err(e)) => (false, Some(e.to_string())),
+                Err(_) => (false, Some("no answer within 2s".to_string())),
+            };
+            ready &= ok;
+            json!({"kind": "postgres", "ok": ok, "error": error})
+        }
+    };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"ready": ready, "issuers": issuers}))).into_response()
+    (
+        status,
+        Json(json!({"ready": ready, "issuers": issuers, "store": store})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
@@ -503,6 +523,9 @@ async fn revoke_session(
             "a revocation needs a reason: {\"reason\": \"…\"}".into(),
         );
     };
+    if let Some(db) = s.shared.clone() {
+        return revoke_shared(&s, &db, &who, id, reason).await;
+    }
     let rec = s.recorder.clone();
     let (id2, by) = (id.clone(), who.subject.clone());
     match read(&s, &who, move |_| rec.revoke(&id2, &by, &reason)).await {
@@ -517,4 +540,59 @@ async fn revoke_session(
         ),
         Err(r) => *r,
     }
+}
+
+/// A revocation with a shared store: written to the database first (every replica reads it
+/// from there within `store.revocation_poll`), then to this replica's recording of the session
+/// if it has one. The session may have been recorded only by another replica.
+async fn revoke_shared(
+    s: &AdminState,
+    db: &hoopguard_core::shared::Database,
+    who: &Identity,
+    id: String,
+    reason: String,
+) -> Response {
+    match db.revoke(&id, &who.subject, &reason).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return error(
+                StatusCode::CONFLICT,
+                "already_revoked",
+                format!("session `{id}` was revoked already"),
+            );
+        }
+        Err(e) => {
+            tracing::error!(session = %id, error = %e, "cannot record a revocation");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the revocation was not recorded: {e}; try again"),
+            );
+        }
+    }
+    if let Some(r) = s.recorder.revoked() {
+        r.insert(&id);
+    }
+    let rec = s.recorder.clone();
+    let (id2, by) = (id.clone(), who.subject.clone());
+    let here = tokio::task::spawn_blocking(move || match rec.revoke(&id2, &by, &reason) {
+        Ok(_) => Ok(true),
+        Err(RecordError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    })
+    .await;
+    let recorded_here = match here {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            // Revoked everywhere all the same; the recording here misses its end event.
+            tracing::error!(session = %id, error = %e, "revoked, but cannot record the end here");
+            false
+        }
+        Err(e) => {
+            tracing::error!(session = %id, error = %e, "revoked, but cannot record the end here");
+            false
+        }
+    };
+    tracing::info!(session = %id, by = %who.subject, recorded_here, "revoked a session on every replica");
+    Json(json!({"session": id, "revoked": true, "recorded_here": recorded_here})).into_response()
 }

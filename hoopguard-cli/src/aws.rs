@@ -129,27 +129,38 @@ async fn mint(state: &AwsState, who: &Identity, connection: &str, headers: &Head
         )
             .into_response();
     };
-    let c = match state.minter.mint(who, connection, state.ttl) {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": "invalid_token", "message": e.to_string()})),
-            )
-                .into_response();
-        }
+    let refused = |e: hoopguard_core::aws::CredError| {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_token", "message": e.to_string()})),
+        )
+            .into_response()
     };
-    // A web-identity connection exchanges the caller's own token now: it is not seen again.
-    if let (Ok(session), Some(token)) = (state.minter.open(&c.token), raw_token(headers)) {
-        if let Err(e) = conn.broker.prime(&session, token).await {
-            tracing::warn!(subject = %who.subject, connection, error = %e, "web-identity exchange failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"error": "broker_failed", "message": e.to_string()})),
-            )
-                .into_response();
+    let mut session = match state.minter.session(who, connection, state.ttl) {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
+    // A web-identity connection exchanges the caller's own token now (it is not seen again)
+    // and the session carries the result sealed, so any replica can use it.
+    if let Some(token) = raw_token(headers) {
+        match conn.broker.prime(&session, token).await {
+            Ok(None) => {}
+            Ok(Some(creds)) => {
+                if let Err(e) = state.minter.seal(&mut session, &creds) {
+                    return refused(e);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(subject = %who.subject, connection, error = %e, "web-identity exchange failed");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"error": "broker_failed", "message": e.to_string()})),
+                )
+                    .into_response();
+            }
         }
     }
+    let c = state.minter.issue(&session);
     tracing::info!(subject = %who.subject, connection, access_key_id = %c.access_key_id, "issued pseudo-credentials");
     let mut resp = axum::Json(c).into_response();
     resp.headers_mut()

@@ -49,6 +49,79 @@ pub struct Config {
     /// The AWS data path.
     #[serde(default)]
     pub aws: AwsConfig,
+    /// Where the state replicas share lives (PostgreSQL); the embedded store without it.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the state that several replicas share — approvals and session revocations — in
+/// PostgreSQL. Without `url` (the default) it stays in SQLite in `data_dir`, for one process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user[:password]@host:5432/database`. Write a password as `${VAR}`, or use
+    /// `url_file`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The URL read from this file (a mounted secret); its surrounding whitespace is ignored.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// The PostgreSQL schema hoopguard's tables live in (created if missing). Default: the
+    /// connection's `search_path` (normally `public`).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// How often each replica reads the revocations made on any replica. Default `250ms`.
+    #[serde(
+        default = "default_revocation_poll",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub revocation_poll: Duration,
+    /// When the revocations could not be read for this long, calls are refused (503) until
+    /// the database answers again: nobody can say whether their session was revoked. Default
+    /// `3s`.
+    #[serde(
+        default = "default_revocation_stale_after",
+        with = "hoopguard_core::duration::serde"
+    )]
+    pub revocation_stale_after: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            url_file: None,
+            schema: None,
+            revocation_poll: default_revocation_poll(),
+            revocation_stale_after: default_revocation_stale_after(),
+        }
+    }
+}
+
+fn default_revocation_poll() -> Duration {
+    Duration::from_millis(250)
+}
+
+fn default_revocation_stale_after() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl StoreConfig {
+    /// Whether a shared database is configured.
+    pub fn is_shared(&self) -> bool {
+        self.url.is_some() || self.url_file.is_some()
+    }
+
+    /// The database URL, from `url` or `url_file`; `None` for the embedded store.
+    pub fn database_url(&self) -> Result<Option<String>, String> {
+        match (&self.url, &self.url_file) {
+            (Some(u), _) => Ok(Some(u.clone())),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| format!("store.url_file: cannot read {}: {e}", f.display())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// `[mcp]`.
@@ -929,6 +1002,46 @@ impl Config {
         Ok(cfg)
     }
 
+    fn validate_store(&self) -> Result<(), (String, String)> {
+        let st = &self.store;
+        if st.url.is_some() && st.url_file.is_some() {
+            return Err((
+                "store.url_file".into(),
+                "give the database URL as `url` or `url_file`, not both".into(),
+            ));
+        }
+        if let Some(u) = &st.url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err((
+                    "store.url".into(),
+                    "the shared store is PostgreSQL: write postgres://user@host:5432/database (a password as ${VAR})".into(),
+                ));
+            }
+        }
+        if !st.is_shared() {
+            return Ok(());
+        }
+        if st.revocation_stale_after <= st.revocation_poll {
+            return Err((
+                "store.revocation_stale_after".into(),
+                "must be longer than store.revocation_poll".into(),
+            ));
+        }
+        if self.identity.dev_issuer.as_ref().is_some_and(|d| d.enabled) {
+            return Err((
+                "identity.dev_issuer".into(),
+                "the development issuer's key lives in one replica's data_dir, so replicas would not accept each other's tokens: with a shared [store], trust your IdP ([[identity.issuers]])".into(),
+            ));
+        }
+        if self.listeners.aws.is_some() && self.aws.gateway_key.is_none() {
+            return Err((
+                "aws.gateway_key".into(),
+                "with a shared [store], every replica must mint and verify the same pseudo-credentials: set aws.gateway_key (the same secret on each, e.g. \"${HOOPGUARD_GATEWAY_KEY}\")".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), (String, String)> {
         let l = &self.listeners;
         if l.aws.is_none() && l.mcp.is_none() && l.admin.is_none() {
@@ -946,6 +1059,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_store()?;
         let dev_enabled = self.identity.dev_issuer.as_ref().is_some_and(|d| d.enabled);
         if self.identity.issuers.is_empty() && !dev_enabled {
             return Err((
@@ -1162,6 +1276,14 @@ impl Config {
     pub fn summary(&self, source: &Source) -> String {
         let mut out = format!("config OK: {source}\n");
         out.push_str(&format!("  data_dir: {}\n", self.data_dir.display()));
+        // Never the URL itself: it may hold a password.
+        out.push_str(match (&self.store.url, &self.store.url_file) {
+            (Some(_), _) => "  store: PostgreSQL (approvals and revocations shared by replicas)\n",
+            (None, Some(_)) => {
+                "  store: PostgreSQL, URL from store.url_file (approvals and revocations shared by replicas)\n"
+            }
+            (None, None) => "  store: embedded (SQLite in data_dir; one process)\n",
+        });
         for (name, l) in self.listener_list() {
             out.push_str(&format!("  listener {name}: {}\n", l.bind));
         }
@@ -1414,6 +1536,64 @@ audiences = ["hoopguard"]
         .unwrap_err();
         assert_eq!(e.key, "policy.rules[0].effect", "{e}");
         assert!(e.message.contains("unknown variant `permit`"), "{e}");
+    }
+
+    #[test]
+    fn a_shared_store_needs_a_shared_gateway_key_and_an_idp_and_never_shows_its_url() {
+        let store = "[store]\nurl = \"postgres://hg:${SECRET}@db.internal:5432/hg\"\n";
+        // Every replica must verify every other's pseudo-credentials.
+        let e = parse(&format!("{ISSUER}{store}")).unwrap_err();
+        assert_eq!(e.key, "aws.gateway_key", "{e}");
+        let key = "[aws]\ngateway_key = \"${SECRET}\"\n";
+        let cfg = parse(&format!("{ISSUER}{store}{key}")).unwrap();
+        assert!(cfg.store.is_shared());
+        assert_eq!(
+            cfg.store.database_url().unwrap().unwrap(),
+            "postgres://hg:s3cr3t-value-that-is-long-enough-32b@db.internal:5432/hg"
+        );
+        let summary = cfg.summary(&Source::Quickstart);
+        assert!(summary.contains("store: PostgreSQL"), "{summary}");
+        assert!(
+            !summary.contains("s3cr3t") && !summary.contains("db.internal"),
+            "{summary}"
+        );
+        // The development issuer's key is one replica's.
+        let dev = "[identity.dev_issuer]\nenabled = true\n";
+        let e = parse(&format!("{ISSUER}{store}{key}{dev}")).unwrap_err();
+        assert_eq!(e.key, "identity.dev_issuer", "{e}");
+        // Not some other database; not two URLs; a staleness allowance above the poll.
+        let e = parse(&format!("{ISSUER}[store]\nurl = \"mysql://x\"\n")).unwrap_err();
+        assert_eq!(e.key, "store.url", "{e}");
+        let e = parse(&format!(
+            "{ISSUER}{store}url_file = \"/run/secrets/db\"\n{key}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "store.url_file", "{e}");
+        let e = parse(&format!("{ISSUER}{store}revocation_poll = \"5s\"\n{key}")).unwrap_err();
+        assert_eq!(e.key, "store.revocation_stale_after", "{e}");
+        // The twin: without [store], the embedded store, as before.
+        let cfg = parse(ISSUER).unwrap();
+        assert!(!cfg.store.is_shared());
+        assert!(cfg.summary(&Source::Quickstart).contains("store: embedded"));
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_secret_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("db-url");
+        std::fs::write(&f, "postgres://hg@db:5432/hg\n").unwrap();
+        let text = format!(
+            "{ISSUER}[store]\nurl_file = {:?}\n[aws]\ngateway_key = \"${{SECRET}}\"\n",
+            f.display().to_string()
+        );
+        let cfg = parse(&text).unwrap();
+        assert_eq!(
+            cfg.store.database_url().unwrap().as_deref(),
+            Some("postgres://hg@db:5432/hg")
+        );
+        std::fs::remove_file(&f).unwrap();
+        let e = cfg.store.database_url().unwrap_err();
+        assert!(e.starts_with("store.url_file: cannot read"), "{e}");
     }
 
     #[test]

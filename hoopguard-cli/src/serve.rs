@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoopguard_core::approvals::webhook::Notifier;
-use hoopguard_core::approvals::{Approvals, SqliteStore};
+use hoopguard_core::approvals::{ApprovalStore, Approvals, PgStore, SqliteStore};
 use hoopguard_core::identity::dev::DevIssuer;
 use hoopguard_core::identity::{IssuerVerifier, Verifier};
+use hoopguard_core::shared::Database;
 use hoopguard_tower::metrics::{Metrics, MetricsLayer};
 use hoopguard_tower::policy::Guard;
 use tokio::net::TcpListener;
@@ -130,12 +131,34 @@ pub fn signing_key(
     }
 }
 
-/// Opens the approvals store in the data directory and the webhooks.
-pub fn approvals(cfg: &Config) -> Result<Approvals, String> {
-    let path = cfg.data_dir.join("approvals.sqlite");
-    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+/// Connects to the database `[store]` names (running its migrations), if it names one.
+pub async fn shared_store(cfg: &Config) -> Result<Option<Database>, String> {
+    let Some(url) = cfg.store.database_url()? else {
+        return Ok(None);
+    };
+    let db = Database::connect(&url, cfg.store.schema.as_deref())
+        .await
+        .map_err(|e| format!("store: {e}"))?;
+    let version = db.version().await.map_err(|e| format!("store: {e}"))?;
+    tracing::info!(
+        schema_version = version,
+        "approvals and revocations are in the shared store (PostgreSQL)"
+    );
+    Ok(Some(db))
+}
+
+/// Opens the approvals store — the shared database when there is one, else SQLite in the data
+/// directory — and the webhooks.
+pub fn approvals(cfg: &Config, shared: Option<&Database>) -> Result<Approvals, String> {
+    let store: Arc<dyn ApprovalStore> = match shared {
+        Some(db) => Arc::new(PgStore::new(db.clone())),
+        None => {
+            let path = cfg.data_dir.join("approvals.sqlite");
+            Arc::new(SqliteStore::open(&path).map_err(|e| e.to_string())?)
+        }
+    };
     let notifier = Notifier::new(cfg.approvals.webhooks.clone(), Duration::from_millis(500))?;
-    Ok(Approvals::new(Arc::new(store)).with_notifier(notifier))
+    Ok(Approvals::new(store).with_notifier(notifier))
 }
 
 /// Runs the gateway until `shutdown` completes, then drains for up to the grace period.
@@ -186,7 +209,9 @@ pub async fn run_recording_into(
     if policy.is_empty() {
         tracing::warn!("the policy has no rules: every AWS and MCP call will be denied");
     }
-    let guard = Guard::new(policy, approvals(&cfg)?).with_metrics(metrics.clone(), "gateway");
+    let shared = shared_store(&cfg).await?;
+    let guard = Guard::new(policy, approvals(&cfg, shared.as_ref())?)
+        .with_metrics(metrics.clone(), "gateway");
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
@@ -210,12 +235,24 @@ pub async fn run_recording_into(
     // One pooled client for both data paths.
     let client = crate::upstream::client()?;
     let recordings = cfg.data_dir.join("recordings");
-    let recorder = Arc::new(match store {
+    let mut recorder = match store {
         Some(store) => hoopguard_core::record::Recorder::new(store)
             .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
             .with_masker(mask_engine.clone(), cfg.record.body_cap as usize),
         None => open_recorder(&cfg, &recordings, mask_engine.clone())?,
+    };
+    let revoked = shared.as_ref().map(|_| {
+        Arc::new(hoopguard_core::record::Revoked::new(
+            cfg.store.revocation_stale_after,
+        ))
     });
+    if let Some(r) = &revoked {
+        recorder = recorder.with_revoked(r.clone());
+    }
+    let recorder = Arc::new(recorder);
+    if let (Some(db), Some(r)) = (&shared, &revoked) {
+        db.watch_revocations(r.clone(), recorder.clone(), cfg.store.revocation_poll);
+    }
     if cfg.record.durability == crate::config::DurabilityName::Batched {
         let r = recorder.clone();
         let every = cfg.record.sync_interval.max(Duration::from_millis(10));
@@ -360,6 +397,7 @@ pub async fn run_recording_into(
                         .cloned()
                         .collect(),
                 ),
+                shared: shared.clone(),
             })
             .layer(MetricsLayer::new(metrics.clone(), "admin")),
         };

@@ -56,7 +56,8 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
         .await
         .map_err(|e| format!("the token was refused: {e}"))?;
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
-    let guard = Guard::new(policy, crate::serve::approvals(&cfg)?);
+    let shared = crate::serve::shared_store(&cfg).await?;
+    let guard = Guard::new(policy, crate::serve::approvals(&cfg, shared.as_ref())?);
     let engine =
         Arc::new(Engine::new(&cfg.mask).map_err(|e| format!("mask.{}: {}", e.key, e.message))?);
     let recorder = Arc::new(crate::serve::open_recorder(

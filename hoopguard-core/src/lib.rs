@@ -5,6 +5,7 @@
 //! * [`mask`]: masking secrets and personal data, whole or streaming, at GB/s.
 //! * [`policy`]: allow, deny or approve each call, from ordered rules compiled into an index.
 //! * [`approvals`]: human approvals (once or time-window grants), SQLite store, webhooks.
+//! * [`shared`]: state replicas share in PostgreSQL (approvals, revocations).
 //! * [`record`]: hash-chained session recordings with crash recovery, retention, an index and
 //!   signed digests.
 //! * [`aws`]: pseudo-credentials, caller SigV4 verification, classification from the botocore
@@ -25,6 +26,8 @@
 //! * `sqlite`: the SQLite approvals store and the recordings [`Index`](record::Index)
 //!   (bundled SQLite).
 //! * `webhooks`: approval notifications over HTTP (reqwest).
+//! * `postgres`: the [`shared`] store replicas share: approvals and revocations in PostgreSQL
+//!   (tokio-postgres, deadpool-postgres).
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -48,3 +51,5 @@ pub mod mask;
 pub mod mcp;
 pub mod policy;
 pub mod record;
+#[cfg(feature = "postgres")]
+pub mod shared;

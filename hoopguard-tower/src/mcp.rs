@@ -573,17 +573,26 @@ impl McpGuard {
         origin: &crate::record::Origin,
     ) -> Result<(), Refusal> {
         if let Some(rec) = &self.recorder {
-            if rec
-                .state(&recording_id(session, &who.subject))
-                .is_some_and(|s| s.revoked)
-            {
-                tracing::info!(subject = %who.subject, "refused a call in a revoked MCP session");
-                return Err(Refusal {
-                    code: DENIED,
-                    message: "this MCP session was revoked by an operator; its calls are refused"
-                        .into(),
-                    data: json!({"reason": "session_revoked"}),
-                });
+            match rec.is_revoked(&recording_id(session, &who.subject)) {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(subject = %who.subject, "refused a call in a revoked MCP session");
+                    return Err(Refusal {
+                        code: DENIED,
+                        message:
+                            "this MCP session was revoked by an operator; its calls are refused"
+                                .into(),
+                        data: json!({"reason": "session_revoked"}),
+                    });
+                }
+                Err(stale) => {
+                    tracing::error!(subject = %who.subject, error = %stale, "refused an MCP call: revocations unknown");
+                    return Err(Refusal {
+                        code: UNAVAILABLE,
+                        message: stale.to_string(),
+                        data: json!({"reason": "shared_store_unavailable"}),
+                    });
+                }
             }
         }
         let changed = match call {

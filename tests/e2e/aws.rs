@@ -98,6 +98,33 @@ pub(crate) fn output(out: std::process::Output) -> (bool, String) {
     )
 }
 
+/// `aws ARGS` with the pseudo-credentials `creds` fixed in the environment (one credential
+/// session), calling `gw`.
+pub(crate) fn aws_with(
+    creds: &serde_json::Value,
+    gw: &Gateway,
+    home: &Path,
+    args: &[&str],
+) -> (bool, String) {
+    let s = |k: &str| creds[k].as_str().unwrap().to_string();
+    let out = Command::new(venv().join("bin/aws"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", s("AccessKeyId"))
+        .env("AWS_SECRET_ACCESS_KEY", s("SecretAccessKey"))
+        .env("AWS_SESSION_TOKEN", s("Token"))
+        .env("AWS_ENDPOINT_URL", gw.url(gw.aws, ""))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("run aws");
+    crate::aws::output(out)
+}
+
 fn aws(gw: &Gateway, token_file: &Path, args: &[&str], extra: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(venv().join("bin/aws"));
     cmd.args(args);

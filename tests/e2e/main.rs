@@ -11,5 +11,6 @@ mod limits;
 mod mask;
 mod mcp;
 mod oidc;
+mod replicas;
 mod sessions;
 mod support;

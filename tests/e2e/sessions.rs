@@ -106,32 +106,14 @@ fn list_show_export_replay_and_verify_catch_tampering() {
 
 /// Pseudo-credentials from the gateway's credentials endpoint for the token in `token_file`.
 /// The AWS CLI with these credentials (the same session every time) through the gateway; what it
-/// printed on stderr.
+/// printed.
 fn aws_cli_with(
     gw: &Gateway,
     creds: &serde_json::Value,
     home: &std::path::Path,
     args: &[&str],
 ) -> String {
-    let out = Command::new(venv().join("bin/aws"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap())
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            creds["SecretAccessKey"].as_str().unwrap(),
-        )
-        .env("AWS_SESSION_TOKEN", creds["Token"].as_str().unwrap())
-        .env("AWS_ENDPOINT_URL", gw.url(gw.aws, ""))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    crate::aws::aws_with(creds, gw, home, args).1
 }
 
 /// An approver or auditor revokes an AWS credential session on the admin API: its end is

@@ -109,6 +109,13 @@ impl Proc {
         }
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// Everything the process printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -323,6 +330,17 @@ impl Gateway {
 
     /// [`Gateway::start`] with extra environment variables, and none of the caller's `AWS_*`.
     pub fn start_with_env(dir: &Path, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        // Free ports are picked before the gateway binds them; another process (any outbound
+        // connection takes an ephemeral port) may take one in between: then pick again.
+        for _ in 0..3 {
+            if let Some(gw) = Gateway::try_start(dir, extra, args, env) {
+                return gw;
+            }
+        }
+        panic!("hoopguard serve found a chosen port taken three times");
+    }
+
+    fn try_start(dir: &Path, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Gateway> {
         let ports = GatewayPorts::new();
         let data_dir = dir.join("data");
         let config = dir.join("hoopguard.toml");
@@ -343,15 +361,26 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let proc = Proc::spawn(cmd, dir.join("hoopguard.log"));
-        wait_for_port(ports.admin, Duration::from_secs(30));
-        Gateway {
+        let mut proc = Proc::spawn(cmd, dir.join("hoopguard.log"));
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", ports.admin)).is_err() {
+            if proc.has_exited() && proc.output().contains("cannot bind") {
+                return None;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "hoopguard serve did not listen within 30s; it printed:\n{}",
+                proc.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Gateway {
             proc,
             aws: ports.aws,
             mcp: ports.mcp,
             admin: ports.admin,
             config,
-        }
+        })
     }
 
     pub fn url(&self, port: u16, path: &str) -> String {

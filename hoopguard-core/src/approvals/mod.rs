@@ -43,6 +43,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod webhook;
@@ -54,6 +56,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -261,6 +265,49 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
         rule: &str,
         now: u64,
     ) -> Result<Option<Approval>, StoreError>;
+}
+
+/// Applies `vote` to `a` (loaded as of `now`) the way every store settles one: refused on
+/// anything no longer pending (then `a.status` says what it became, for the store to save),
+/// refused for a second vote by one approver; approved at quorum, denied at the first no.
+///
+/// Stores call this inside their transaction, so two stores never settle differently.
+pub fn apply_vote(a: &mut Approval, vote: Vote, now: u64) -> Result<(), VoteError> {
+    let status = a.status_at(now);
+    if status != Status::Pending {
+        a.status = status;
+        return Err(VoteError::AlreadyDecided {
+            id: a.id.clone(),
+            status: status.as_str(),
+        });
+    }
+    if a.votes.iter().any(|v| v.approver == vote.approver) {
+        return Err(VoteError::AlreadyVoted(vote.approver));
+    }
+    let approve = vote.approve;
+    a.votes.push(vote);
+    if !approve {
+        a.status = Status::Denied;
+        a.decided_at = Some(now);
+    } else if a.approvals() >= a.quorum as usize {
+        a.status = Status::Approved;
+        a.decided_at = Some(now);
+        match a.grant {
+            // A once grant stays usable as long as the request could wait.
+            GrantKind::Once => a.expires_at = now + (a.expires_at - a.created_at),
+            GrantKind::Window => a.window_ends_at = Some(now + a.window_secs.unwrap_or(0)),
+        }
+    }
+    Ok(())
+}
+
+/// The stores' name of a grant kind (`once`, `window`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn grant_name(g: GrantKind) -> &'static str {
+    match g {
+        GrantKind::Once => "once",
+        GrantKind::Window => "window",
+    }
 }
 
 /// What exactly a caller asked, beyond the call the policy sees.

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError};
-use crate::policy::GrantKind;
+use super::{
+    Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError, grant_name,
+};
 
 /// Approvals in SQLite (WAL, synchronous writes). Every method runs in one immediate
 /// transaction, so concurrent votes and grant uses are serialised: one wins, the other is told.
@@ -87,13 +88,6 @@ impl SqliteStore {
 
 fn decode(doc: String) -> Result<Approval, StoreError> {
     serde_json::from_str(&doc).map_err(|e| StoreError(format!("corrupt approval record: {e}")))
-}
-
-fn grant_name(g: GrantKind) -> &'static str {
-    match g {
-        GrantKind::Once => "once",
-        GrantKind::Window => "window",
-    }
 }
 
 fn save(tx: &rusqlite::Transaction<'_>, a: &Approval, insert: bool) -> Result<(), StoreError> {
@@ -205,36 +199,13 @@ impl ApprovalStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(store_err)?;
             let mut a = load(&tx, &id)?.ok_or_else(|| VoteError::NotFound(id.clone()))?;
-            let status = a.status_at(now);
-            if status != Status::Pending {
-                if status != a.status {
-                    a.status = status;
+            let before = a.status;
+            if let Err(refused) = super::apply_vote(&mut a, vote, now) {
+                if a.status != before {
                     save(&tx, &a, false)?;
                     tx.commit().map_err(store_err)?;
                 }
-                return Err(VoteError::AlreadyDecided {
-                    id,
-                    status: status.as_str(),
-                });
-            }
-            if a.votes.iter().any(|v| v.approver == vote.approver) {
-                return Err(VoteError::AlreadyVoted(vote.approver));
-            }
-            let approve = vote.approve;
-            a.votes.push(vote);
-            if !approve {
-                a.status = Status::Denied;
-                a.decided_at = Some(now);
-            } else if a.approvals() >= a.quorum as usize {
-                a.status = Status::Approved;
-                a.decided_at = Some(now);
-                match a.grant {
-                    // A once grant stays usable as long as the request could wait.
-                    GrantKind::Once => a.expires_at = now + (a.expires_at - a.created_at),
-                    GrantKind::Window => {
-                        a.window_ends_at = Some(now + a.window_secs.unwrap_or(0));
-                    }
-                }
+                return Err(refused);
             }
             save(&tx, &a, false)?;
             tx.commit().map_err(store_err)?;

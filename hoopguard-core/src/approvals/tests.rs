@@ -75,9 +75,8 @@ async fn granted(a: &Approvals, who: &Identity, call: &Call, spec: &ApprovalSpec
     )
 }
 
-#[tokio::test]
-async fn once_grant_covers_exactly_one_call() {
-    let (p, a) = (policy(""), memory());
+async fn once_grant_covers_exactly_one_call(a: Approvals) {
+    let p = policy("");
     let (alice, maria) = (who("alice", &["dev"]), who("maria", &["managers"]));
     let call = Call::aws("ec2:TerminateInstances", &[I1], Some("us-east-1"));
     let s = spec(&p, &alice, &call);
@@ -117,9 +116,8 @@ async fn once_grant_covers_exactly_one_call() {
     assert_ne!(again.id, first.id);
 }
 
-#[tokio::test]
-async fn approvers_must_be_in_the_groups_and_never_the_requester() {
-    let (p, a) = (policy(""), memory());
+async fn approvers_must_be_in_the_groups_and_never_the_requester(a: Approvals) {
+    let p = policy("");
     let boss = who("boss", &["managers", "dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &boss, &call);
@@ -143,9 +141,8 @@ async fn approvers_must_be_in_the_groups_and_never_the_requester() {
     );
 }
 
-#[tokio::test]
-async fn quorum_counts_distinct_approvers_and_any_deny_ends_it() {
-    let (p, a) = (policy(""), memory());
+async fn quorum_counts_distinct_approvers_and_any_deny_ends_it(a: Approvals) {
+    let p = policy("");
     let alice = who("alice", &["dev"]);
     let call = Call::tool("launch", json!({"target": "moon"}));
     let s = spec(&p, &alice, &call);
@@ -201,9 +198,8 @@ async fn quorum_counts_distinct_approvers_and_any_deny_ends_it() {
     ));
 }
 
-#[tokio::test]
-async fn window_grant_lasts_its_window_then_stops() {
-    let (p, a) = (policy(""), memory());
+async fn window_grant_lasts_its_window_then_stops(a: Approvals) {
+    let p = policy("");
     let alice = who("alice", &["dev"]);
     let first = Call::tool("admin_restart", json!({}));
     let s = spec(&p, &alice, &first);
@@ -222,9 +218,8 @@ async fn window_grant_lasts_its_window_then_stops() {
     assert!(!granted(&a, &alice, &first, &s).await);
 }
 
-#[tokio::test]
-async fn pending_requests_expire() {
-    let (p, a) = (policy("expires = \"1s\""), memory());
+async fn pending_requests_expire(a: Approvals) {
+    let p = policy("expires = \"1s\"");
     let alice = who("alice", &["dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
@@ -248,9 +243,8 @@ async fn pending_requests_expire() {
     assert_ne!(pending(&a, &alice, &call, &s).await.id, req.id);
 }
 
-#[tokio::test]
-async fn concurrent_decisions_one_wins_the_other_is_told() {
-    let (p, a) = (policy(""), memory());
+async fn concurrent_decisions_one_wins_the_other_is_told(a: Approvals) {
+    let p = policy("");
     let alice = who("alice", &["dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
@@ -269,9 +263,8 @@ async fn concurrent_decisions_one_wins_the_other_is_told() {
     }
 }
 
-#[tokio::test]
-async fn a_once_grant_is_taken_by_exactly_one_of_concurrent_calls() {
-    let (p, a) = (policy(""), memory());
+async fn a_once_grant_is_taken_by_exactly_one_of_concurrent_calls(a: Approvals) {
+    let p = policy("");
     let alice = who("alice", &["dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
@@ -309,9 +302,8 @@ async fn approvals_survive_reopening_the_store() {
     assert!(granted(&a, &alice, &call, &s).await);
 }
 
-#[tokio::test]
-async fn hold_waits_for_a_decision() {
-    let (p, a) = (policy("hold = \"10s\""), memory());
+async fn hold_waits_for_a_decision(a: Approvals) {
+    let p = policy("hold = \"10s\"");
     let alice = who("alice", &["dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
@@ -342,9 +334,8 @@ async fn hold_waits_for_a_decision() {
     approver.await.unwrap();
 }
 
-#[tokio::test]
-async fn visibility_requester_and_approvers_only() {
-    let (p, a) = (policy(""), memory());
+async fn visibility_requester_and_approvers_only(a: Approvals) {
+    let p = policy("");
     let alice = who("alice", &["dev"]);
     let call = Call::aws("ec2:TerminateInstances", &[I1], None);
     let s = spec(&p, &alice, &call);
@@ -369,6 +360,42 @@ async fn visibility_requester_and_approvers_only() {
             .unwrap()
             .is_none()
     );
+}
+
+/// Runs each store-semantics test above against the embedded store and against PostgreSQL (the
+/// store replicas share): both must settle every case alike.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::memory()).await
+            })*
+        }
+        mod postgres_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::shared_store().await).await
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    once_grant_covers_exactly_one_call,
+    approvers_must_be_in_the_groups_and_never_the_requester,
+    quorum_counts_distinct_approvers_and_any_deny_ends_it,
+    window_grant_lasts_its_window_then_stops,
+    pending_requests_expire,
+    concurrent_decisions_one_wins_the_other_is_told,
+    a_once_grant_is_taken_by_exactly_one_of_concurrent_calls,
+    hold_waits_for_a_decision,
+    visibility_requester_and_approvers_only,
+);
+
+async fn shared_store() -> Approvals {
+    let db = crate::shared::test_database().await;
+    Approvals::new(Arc::new(PgStore::new(db)))
 }
 
 async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {

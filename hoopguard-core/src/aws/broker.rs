@@ -29,7 +29,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const MAX_CACHED: usize = 10_000;
 
 /// Real AWS credentials from a broker. `Debug` shows the key id only.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Brokered {
     /// The access key id.
     pub access_key_id: String,
@@ -213,17 +213,26 @@ impl Broker {
         }
         let fresh = match &self.kind {
             BrokerKind::AssumeRole { .. } => Arc::new(self.assume_role(session).await?),
-            _ => return Err(BrokerError::NoWebIdentity),
+            // Exchanged by whichever replica issued the session, sealed inside it.
+            _ => match &session.web_identity {
+                Some(c) if c.fresh(SystemTime::now()) => c.clone(),
+                _ => return Err(BrokerError::NoWebIdentity),
+            },
         };
         *held = Some(fresh.clone());
         Ok(fresh)
     }
 
     /// For web-identity connections, exchanges the caller's token when it fetches
-    /// pseudo-credentials; other brokers do nothing here.
-    pub async fn prime(&self, session: &Session, token: &str) -> Result<(), BrokerError> {
+    /// pseudo-credentials and returns what STS gave, for the session to carry sealed
+    /// ([`Minter::seal`](super::Minter::seal)); other brokers do nothing here (`None`).
+    pub async fn prime(
+        &self,
+        session: &Session,
+        token: &str,
+    ) -> Result<Option<Arc<Brokered>>, BrokerError> {
         let BrokerKind::WebIdentity { role_arn, duration } = &self.kind else {
-            return Ok(());
+            return Ok(None);
         };
         let sts = self.sts.as_ref().expect("STS brokers have a client");
         let out = sts
@@ -238,10 +247,10 @@ impl Broker {
                 operation: "AssumeRoleWithWebIdentity",
                 message: DisplayErrorContext(e).to_string(),
             })?;
-        let creds = brokered(out.credentials, "AssumeRoleWithWebIdentity")?;
+        let creds = Arc::new(brokered(out.credentials, "AssumeRoleWithWebIdentity")?);
         let slot = self.slot(self.key(session));
-        *slot.lock().await = Some(Arc::new(creds));
-        Ok(())
+        *slot.lock().await = Some(creds.clone());
+        Ok(Some(creds))
     }
 
     async fn assume_role(&self, session: &Session) -> Result<Brokered, BrokerError> {
@@ -364,6 +373,8 @@ mod tests {
             connection: "default".into(),
             exp: 0,
             ns: None,
+            sealed: None,
+            web_identity: None,
         };
         let empty = Brokered {
             access_key_id: String::new(),

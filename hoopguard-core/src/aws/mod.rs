@@ -45,7 +45,7 @@ mod sigv4;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{aead, hmac};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,14 @@ pub struct Session {
     /// The issuer the caller's identity came from, when several are trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns: Option<crate::identity::Namespace>,
+    /// For web-identity connections: the credentials STS exchanged the caller's token for,
+    /// encrypted with a key derived from the gateway key (AES-256-GCM, bound to the session id),
+    /// so that any replica can use them and none stores them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+    /// [`Session::sealed`] opened by [`Minter::open`]: never serialized, never shown.
+    #[serde(skip)]
+    pub web_identity: Option<std::sync::Arc<broker::Brokered>>,
 }
 
 impl Session {
@@ -117,6 +125,35 @@ impl Session {
             expires_at: UNIX_EPOCH + Duration::from_secs(self.exp),
             claims: Default::default(),
             namespace: self.ns.clone(),
+        }
+    }
+}
+
+/// Brokered credentials as sealed into a session.
+#[derive(Serialize, Deserialize)]
+struct SealedCreds {
+    k: String,
+    s: String,
+    t: Option<String>,
+    e: Option<u64>,
+}
+
+impl SealedCreds {
+    fn of(c: &broker::Brokered) -> Self {
+        SealedCreds {
+            k: c.access_key_id.clone(),
+            s: c.secret_access_key.clone(),
+            t: c.session_token.clone(),
+            e: c.expires.map(unix),
+        }
+    }
+
+    fn into_brokered(self) -> broker::Brokered {
+        broker::Brokered {
+            access_key_id: self.k,
+            secret_access_key: self.s,
+            session_token: self.t,
+            expires: self.e.map(|e| UNIX_EPOCH + Duration::from_secs(e)),
         }
     }
 }
@@ -185,14 +222,14 @@ impl Minter {
             .to_vec()
     }
 
-    /// Credentials for `who` on `connection`, valid for `ttl` but never past the identity's
-    /// own expiry.
-    pub fn mint(
+    /// A new session for `who` on `connection`, valid for `ttl` but never past the identity's
+    /// own expiry; [`Minter::issue`] turns it into pseudo-credentials.
+    pub fn session(
         &self,
         who: &Identity,
         connection: &str,
         ttl: Duration,
-    ) -> Result<PseudoCredentials, CredError> {
+    ) -> Result<Session, CredError> {
         let now = unix(SystemTime::now());
         let exp = (now + ttl.as_secs()).min(unix(who.expires_at));
         if exp < now + 60 {
@@ -200,26 +237,88 @@ impl Minter {
         }
         let mut rnd = [0u8; 15];
         aws_lc_rs::rand::fill(&mut rnd).map_err(|_| CredError::TooShort)?;
-        let session = Session {
+        Ok(Session {
             sid: B64.encode(rnd),
             subject: who.subject.clone(),
             groups: who.groups.clone(),
             connection: connection.to_string(),
             exp,
             ns: who.namespace.clone(),
-        };
+            sealed: None,
+            web_identity: None,
+        })
+    }
+
+    /// Seals `creds` into `session` ([`Session::sealed`]), for [`Minter::issue`] to carry.
+    pub fn seal(&self, session: &mut Session, creds: &broker::Brokered) -> Result<(), CredError> {
+        let plain = serde_json::to_vec(&SealedCreds::of(creds)).map_err(|_| CredError::Forged)?;
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CredError::Forged)?;
+        let mut buf = plain;
+        self.seal_key()
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(session.sid.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| CredError::Forged)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        session.sealed = Some(B64.encode(out));
+        session.web_identity = Some(std::sync::Arc::new(creds.clone()));
+        Ok(())
+    }
+
+    fn unseal(&self, sid: &str, sealed: &str) -> Result<broker::Brokered, CredError> {
+        let raw = B64.decode(sealed).map_err(|_| CredError::Forged)?;
+        if raw.len() < aead::NONCE_LEN {
+            return Err(CredError::Forged);
+        }
+        let (nonce, rest) = raw.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CredError::Forged)?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .seal_key()
+            .open_in_place(nonce, aead::Aad::from(sid.as_bytes()), &mut buf)
+            .map_err(|_| CredError::Forged)?;
+        let c: SealedCreds = serde_json::from_slice(plain).map_err(|_| CredError::Forged)?;
+        Ok(c.into_brokered())
+    }
+
+    fn seal_key(&self) -> aead::LessSafeKey {
+        let k = hmac::sign(&self.key, b"seal\nweb-identity credentials");
+        // HMAC-SHA256 gives exactly the 32 bytes AES-256 takes.
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, k.as_ref())
+            .expect("an HMAC-SHA256 tag is a valid AES-256 key");
+        aead::LessSafeKey::new(unbound)
+    }
+
+    /// Credentials for `who` on `connection`, valid for `ttl` but never past the identity's
+    /// own expiry (a new [`Minter::session`], [`Minter::issue`]d).
+    pub fn mint(
+        &self,
+        who: &Identity,
+        connection: &str,
+        ttl: Duration,
+    ) -> Result<PseudoCredentials, CredError> {
+        Ok(self.issue(&self.session(who, connection, ttl)?))
+    }
+
+    /// The pseudo-credentials carrying `session`.
+    pub fn issue(&self, session: &Session) -> PseudoCredentials {
+        let exp = session.exp;
         let payload = B64.encode(serde_json::to_vec(&session).unwrap_or_default());
         let mac = B64.encode(hmac::sign(
             &self.key,
             format!("token\n{payload}").as_bytes(),
         ));
-        Ok(PseudoCredentials {
-            access_key_id: self.access_key_id(&session),
-            secret_access_key: self.secret(&session),
+        PseudoCredentials {
+            access_key_id: self.access_key_id(session),
+            secret_access_key: self.secret(session),
             token: format!("hg1.{payload}.{mac}"),
             expiration: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(exp))
                 .to_string(),
-        })
+        }
     }
 
     /// The session sealed in `token`, if this gateway sealed it and it has not expired.
@@ -229,13 +328,16 @@ impl Minter {
         let mac = B64.decode(mac).map_err(|_| CredError::Forged)?;
         hmac::verify(&self.key, format!("token\n{payload}").as_bytes(), &mac)
             .map_err(|_| CredError::Forged)?;
-        let session: Session = B64
+        let mut session: Session = B64
             .decode(payload)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(CredError::Forged)?;
         if unix(SystemTime::now()) >= session.exp {
             return Err(CredError::Expired);
+        }
+        if let Some(sealed) = &session.sealed {
+            session.web_identity = Some(std::sync::Arc::new(self.unseal(&session.sid, sealed)?));
         }
         Ok(session)
     }

@@ -332,3 +332,54 @@ fn urls_presigned_with_the_pseudo_credentials_verify_and_nothing_else() {
         SigError::UnknownKey
     );
 }
+
+#[test]
+fn web_identity_credentials_travel_sealed_and_only_a_gateway_with_the_key_opens_them() {
+    let (a, b) = (Minter::new(&[7u8; 32]), Minter::new(&[7u8; 32]));
+    let mut session = a
+        .session(&alice(3600), "federated", Duration::from_secs(900))
+        .unwrap();
+    let creds = broker::Brokered {
+        access_key_id: "ASIAREALKEYFROMSTS00".into(),
+        secret_access_key: "real-secret-from-sts-never-in-clear".into(),
+        session_token: Some("real-session-token".into()),
+        expires: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000)),
+    };
+    a.seal(&mut session, &creds).unwrap();
+    let issued = a.issue(&session);
+    // Nothing of them is readable in what the agent holds.
+    for secret in ["real-secret-from-sts", "ASIAREALKEY", "real-session-token"] {
+        assert!(!issued.token.contains(secret));
+        let decoded = issued
+            .token
+            .split('.')
+            .nth(1)
+            .and_then(|p| B64.decode(p).ok())
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&decoded).contains(secret));
+    }
+    // Another replica with the same key opens them; the twin without a seal has none.
+    let opened = b.open(&issued.token).unwrap();
+    assert_eq!(opened.web_identity.as_deref(), Some(&creds));
+    let plain = b
+        .mint(&alice(3600), "default", Duration::from_secs(900))
+        .unwrap();
+    assert!(b.open(&plain.token).unwrap().web_identity.is_none());
+    // A gateway with another key opens nothing.
+    assert_eq!(
+        Minter::new(&[8u8; 32]).open(&issued.token),
+        Err(CredError::Forged)
+    );
+    // A seal copied into another session does not open there: it is bound to its session id.
+    let mut other = a
+        .session(&alice(3600), "federated", Duration::from_secs(900))
+        .unwrap();
+    other.sealed = session.sealed.clone();
+    assert_eq!(a.open(&a.issue(&other).token), Err(CredError::Forged));
+    // Debug output never shows them.
+    let shown = format!("{opened:?}");
+    assert!(
+        !shown.contains("real-secret") && !shown.contains("real-session-token"),
+        "{shown}"
+    );
+}

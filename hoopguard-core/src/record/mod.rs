@@ -34,6 +34,7 @@
 pub mod digest;
 #[cfg(feature = "sqlite")]
 mod index;
+mod revoked;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use sha2::{Digest, Sha256};
 
 #[cfg(feature = "sqlite")]
 pub use index::{INDEX_FILE, Index, Query, SessionSummary, call_target};
+pub use revoked::{Revoked, Stale};
 pub use store::{DEFAULT_SEGMENT_SIZE, JsonlStore};
 
 use crate::mask::Engine;
@@ -188,6 +190,7 @@ pub struct Recorder {
     body_cap: usize,
     ending: Mutex<()>,
     digests: Option<(Arc<digest::Digester>, Arc<tokio::sync::Notify>)>,
+    revoked: Option<Arc<Revoked>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -309,6 +312,7 @@ impl Recorder {
             body_cap: 64 * 1024,
             ending: Mutex::new(()),
             digests: None,
+            revoked: None,
         }
     }
 
@@ -346,6 +350,31 @@ impl Recorder {
         self.masker = Some(engine);
         self.body_cap = cap;
         self
+    }
+
+    /// Also refuses the sessions in `revoked` — those revoked on other replicas, kept current
+    /// from the shared store ([`Database::watch_revocations`](crate::shared::Database::watch_revocations)).
+    pub fn with_revoked(mut self, revoked: Arc<Revoked>) -> Self {
+        self.revoked = Some(revoked);
+        self
+    }
+
+    /// The shared revocations this recorder consults, if any.
+    pub fn revoked(&self) -> Option<&Arc<Revoked>> {
+        self.revoked.as_ref()
+    }
+
+    /// Whether the data paths must refuse `session`'s calls: it was revoked here or (with
+    /// [`Recorder::with_revoked`]) on any replica. An error when the shared revocations are
+    /// stale: then nobody can say, and the call is refused too.
+    pub fn is_revoked(&self, session: &str) -> Result<bool, Stale> {
+        if self.state(session).is_some_and(|s| s.revoked) {
+            return Ok(true);
+        }
+        match &self.revoked {
+            Some(r) => r.contains(session),
+            None => Ok(false),
+        }
     }
 
     /// How many bytes of each body are recorded.

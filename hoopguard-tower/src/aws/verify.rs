@@ -227,13 +227,24 @@ where
     // A revoked credential session is over, whatever its credentials say.
     if let Some(rec) = &config.revocations {
         let session = super::session_id(&head.session);
-        if rec.state(&session).is_some_and(|s| s.revoked) {
-            tracing::info!(subject = %head.session.subject, session, "refused a call of a revoked session");
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                "AccessDenied",
-                "this credential session was revoked by an operator; its calls are refused",
-            ));
+        match rec.is_revoked(&session) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(subject = %head.session.subject, session, "refused a call of a revoked session");
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "AccessDenied",
+                    "this credential session was revoked by an operator; its calls are refused",
+                ));
+            }
+            Err(stale) => {
+                tracing::error!(session, error = %stale, "refused a call: revocations unknown");
+                return Err(refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    &stale.to_string(),
+                ));
+            }
         }
     }
     let declared = head.declared_payload().map(str::to_string);

@@ -1,0 +1,293 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::approvals::{Approvals, Gate, PgStore, Status, VoteError};
+use crate::identity::Identity;
+use crate::policy::{ApprovalSpec, Call, Policy, RuleConfig};
+
+fn who(sub: &str, groups: &[&str]) -> Identity {
+    Identity::new(
+        sub,
+        groups.iter().map(|g| g.to_string()).collect(),
+        "https://idp.test",
+        SystemTime::now() + Duration::from_secs(600),
+    )
+}
+
+fn spec(once: bool, who: &Identity, call: &Call) -> ApprovalSpec {
+    let grant = if once {
+        ""
+    } else {
+        "grant = \"window\"\nwindow = \"1h\""
+    };
+    let text = format!(
+        "[[rules]]\nname = \"terminate\"\neffect = \"approve\"\nactions = [\"ec2:TerminateInstances\"]\napprovers = [\"managers\"]\n{grant}\n"
+    );
+    let t: toml::Table = toml::from_str(&text).unwrap();
+    let p = Policy::compile(&t["rules"].clone().try_into::<Vec<RuleConfig>>().unwrap()).unwrap();
+    (*p.decide(who, call).approval.unwrap()).clone()
+}
+
+const I1: &str = "arn:aws:ec2:us-east-1:1:instance/i-1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_at_once_migrate_once_and_agree_on_the_version() {
+    // Four "replicas" start together on a schema that does not exist yet.
+    let url = test_database_url();
+    let schema = format!("hg_test_{}_race_{}", unix_secs(), std::process::id());
+    let starts = (0..4).map(|_| Database::connect(&url, Some(&schema)));
+    let mut all = Vec::new();
+    for db in futures_util::future::join_all(starts).await {
+        let db = db.unwrap();
+        all.push(db.clone());
+        assert_eq!(
+            db.version().await.unwrap(),
+            MIGRATIONS.last().unwrap().version
+        );
+    }
+    let first = all.remove(0);
+    let c = first.client().await.unwrap();
+    let applied: i64 = c
+        .query_one("SELECT count(*) FROM hoopguard_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        applied as usize,
+        MIGRATIONS.len(),
+        "each migration applied once"
+    );
+    first.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_newer_than_this_build_is_refused_and_an_older_one_is_upgraded() {
+    let db = test_database().await;
+    let schema = db.schema.clone().unwrap();
+    let c = db.client().await.unwrap();
+    // Older: as if only the first migration had run (its tables exist, the later ones not).
+    c.batch_execute("DROP TABLE revocations; DELETE FROM hoopguard_migrations WHERE version > 1")
+        .await
+        .unwrap();
+    let again = Database::connect(&test_database_url(), Some(&schema))
+        .await
+        .unwrap();
+    assert!(again.revoke("s", "auditor", "test").await.unwrap());
+    // Newer: refused with what to do.
+    c.execute(
+        "INSERT INTO hoopguard_migrations (version, name) VALUES (9999, 'future')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = Database::connect(&test_database_url(), Some(&schema))
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("newer") && e.0.contains("upgrade"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_urls_and_schemas_are_refused_with_what_to_write() {
+    let e = Database::connect("mysql://x", None).await.unwrap_err();
+    assert!(e.0.contains("postgres://"), "{e}");
+    let e = Database::connect(&test_database_url(), Some("x; DROP TABLE y"))
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("schema"), "{e}");
+    // Unreachable: an error, promptly, that never shows the password.
+    let e = Database::connect("postgres://u:s3cret-pw@127.0.0.1:1/db", None)
+        .await
+        .unwrap_err();
+    assert!(!e.0.contains("s3cret-pw"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_approvals_and_a_once_grant_is_used_by_exactly_one_call() {
+    let dbs = test_databases(2).await;
+    let a = Approvals::new(Arc::new(PgStore::new(dbs[0].clone())));
+    let b = Approvals::new(Arc::new(PgStore::new(dbs[1].clone())));
+    let alice = who("alice", &["dev"]);
+    let call = Call::aws("ec2:TerminateInstances", &[I1], Some("us-east-1"));
+    let s = spec(true, &alice, &call);
+    for round in 0..5 {
+        // Asked on both replicas at once: one approval.
+        let (ga, gb) = tokio::join!(
+            a.gate(&alice, &call, &s, None),
+            b.gate(&alice, &call, &s, None)
+        );
+        let (Gate::Pending(pa), Gate::Pending(pb)) = (ga.unwrap(), gb.unwrap()) else {
+            panic!("round {round}: nothing was approved yet");
+        };
+        assert_eq!(
+            pa.id, pb.id,
+            "round {round}: one approval, not one per replica"
+        );
+        // Approved on B, seen on A.
+        let maria = who("maria", &["managers"]);
+        b.decide(&maria, &pa.id, true, None).await.unwrap();
+        assert_eq!(
+            a.get_for(&maria, &pa.id).await.unwrap().unwrap().status,
+            Status::Approved
+        );
+        // Eight calls on each replica race for the grant: one wins.
+        let calls = (0..16).map(|i| {
+            let (x, alice, call, s) = (
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+                alice.clone(),
+                call.clone(),
+                s.clone(),
+            );
+            tokio::spawn(async move { x.gate(&alice, &call, &s, None).await })
+        });
+        let won = futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r.as_ref().unwrap(), Ok(Gate::Granted { .. })))
+            .count();
+        assert_eq!(won, 1, "round {round}");
+        assert_eq!(
+            a.store().get(&pa.id).await.unwrap().unwrap().status,
+            Status::Used
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_on_two_replicas_are_serialised_one_settles_the_other_is_told() {
+    let dbs = test_databases(2).await;
+    let a = Approvals::new(Arc::new(PgStore::new(dbs[0].clone())));
+    let b = Approvals::new(Arc::new(PgStore::new(dbs[1].clone())));
+    let alice = who("alice", &["dev"]);
+    let call = Call::aws("ec2:TerminateInstances", &[I1], None);
+    let s = spec(true, &alice, &call);
+    for _ in 0..10 {
+        let Gate::Pending(p) = a.gate(&alice, &call, &s, None).await.unwrap() else {
+            panic!("expected pending");
+        };
+        let (m1, m2) = (who("maria", &["managers"]), who("max", &["managers"]));
+        let (r1, r2) = tokio::join!(
+            a.decide(&m1, &p.id, true, None),
+            b.decide(&m2, &p.id, false, None)
+        );
+        assert!(r1.is_ok() != r2.is_ok(), "{r1:?} {r2:?}");
+        let loser = r1.as_ref().err().or(r2.as_ref().err()).unwrap();
+        assert!(matches!(loser, VoteError::AlreadyDecided { .. }), "{loser}");
+        // Whoever won, the stored approval has exactly one vote.
+        assert_eq!(b.store().get(&p.id).await.unwrap().unwrap().votes.len(), 1);
+        let _ = a.gate(&alice, &call, &s, None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_window_grant_made_on_one_replica_covers_calls_on_another() {
+    let dbs = test_databases(2).await;
+    let a = Approvals::new(Arc::new(PgStore::new(dbs[0].clone())));
+    let b = Approvals::new(Arc::new(PgStore::new(dbs[1].clone())));
+    let alice = who("alice", &["dev"]);
+    let call = Call::aws("ec2:TerminateInstances", &[I1], None);
+    let s = spec(false, &alice, &call);
+    let Gate::Pending(p) = a.gate(&alice, &call, &s, None).await.unwrap() else {
+        panic!("expected pending");
+    };
+    a.decide(&who("maria", &["managers"]), &p.id, true, None)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            b.gate(&alice, &call, &s, None).await.unwrap(),
+            Gate::Granted { .. }
+        ));
+    }
+    // Not for someone else.
+    assert!(matches!(
+        b.gate(&who("bob", &["dev"]), &call, &s, None)
+            .await
+            .unwrap(),
+        Gate::Pending(_)
+    ));
+}
+
+#[tokio::test]
+async fn revocations_are_recorded_once_and_read_in_order() {
+    let dbs = test_databases(2).await;
+    assert!(dbs[0].revoke("s1", "auditor", "leaked").await.unwrap());
+    assert!(!dbs[1].revoke("s1", "other", "again").await.unwrap());
+    assert!(dbs[1].revoke("s2", "auditor", "loop").await.unwrap());
+    let all = dbs[0].revocations_after(0).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.session.as_str()).collect::<Vec<_>>(),
+        ["s1", "s2"]
+    );
+    assert_eq!(
+        (all[0].by.as_str(), all[0].why.as_str()),
+        ("auditor", "leaked")
+    );
+    assert_eq!(dbs[1].revocations_after(all[0].seq).await.unwrap().len(), 1);
+}
+
+#[test]
+fn revoked_sessions_are_known_and_a_stale_set_refuses_to_answer() {
+    let r = crate::record::Revoked::new(Duration::from_millis(200));
+    // Never read: nobody can say.
+    assert!(r.contains("s").is_err());
+    r.refreshed();
+    assert_eq!(r.contains("s"), Ok(false));
+    r.insert("s");
+    assert_eq!(r.contains("s"), Ok(true));
+    std::thread::sleep(Duration::from_millis(300));
+    // Stale: a known revocation still is one; anything else is refused.
+    assert_eq!(r.contains("s"), Ok(true));
+    assert!(r.contains("t").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_replica_reaches_another_within_a_second() {
+    let dbs = test_databases(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        crate::record::JsonlStore::open(dir.path(), crate::record::Durability::EveryEvent).unwrap();
+    let revoked = Arc::new(crate::record::Revoked::new(Duration::from_secs(3)));
+    let recorder =
+        Arc::new(crate::record::Recorder::new(Arc::new(store)).with_revoked(revoked.clone()));
+    recorder
+        .record("sess-a", "start", serde_json::json!({"subject": "alice"}))
+        .unwrap();
+    let watcher = dbs[0].watch_revocations(
+        revoked.clone(),
+        recorder.clone(),
+        Duration::from_millis(100),
+    );
+    // Not yet read: refused; once read: fine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while recorder.is_revoked("sess-a").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never read the store"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(recorder.is_revoked("sess-a"), Ok(false));
+    // Revoked on the other replica, of a session this one recorded and one it never saw.
+    dbs[1].revoke("sess-a", "auditor", "leaked").await.unwrap();
+    dbs[1].revoke("sess-b", "auditor", "loop").await.unwrap();
+    let t = std::time::Instant::now();
+    while recorder.is_revoked("sess-a") != Ok(true) || recorder.is_revoked("sess-b") != Ok(true) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "not revoked within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(recorder.is_revoked("sess-c"), Ok(false));
+    // The local recording ends as revoked, with who and why.
+    let t = std::time::Instant::now();
+    while !recorder.state("sess-a").is_some_and(|s| s.revoked) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the local recording was not ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watcher.abort();
+}
