@@ -161,6 +161,53 @@ pub fn approvals(cfg: &Config, shared: Option<&Database>) -> Result<Approvals, S
     Ok(Approvals::new(store).with_notifier(notifier))
 }
 
+/// `recorder`, consulting the revocations made on any replica when there is a shared store (read
+/// before this returns, then every `store.revocation_poll`).
+pub async fn share_revocations(
+    cfg: &Config,
+    shared: Option<&Database>,
+    recorder: hoopguard_core::record::Recorder,
+) -> Result<Arc<hoopguard_core::record::Recorder>, String> {
+    let Some(db) = shared else {
+        return Ok(Arc::new(recorder));
+    };
+    let revoked = Arc::new(hoopguard_core::record::Revoked::new(
+        cfg.store.revocation_stale_after,
+    ));
+    let recorder = Arc::new(recorder.with_revoked(revoked.clone()));
+    db.watch_revocations(revoked.clone(), recorder.clone(), cfg.store.revocation_poll);
+    // Serve nothing before the revocations are known (calls would be refused as stale).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !revoked.is_fresh() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err("store: cannot read the revocations within 10s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(recorder)
+}
+
+/// The MCP tool pins: in `<data_dir>/mcp-tool-pins.json`, or with a shared store in its
+/// `tool_pins` table (read once before anything is served, then kept in step every
+/// `store.revocation_poll`).
+pub async fn pins(
+    cfg: &Config,
+    shared: Option<&Database>,
+) -> Result<Arc<hoopguard_core::mcp::Pins>, String> {
+    let Some(db) = shared else {
+        let path = cfg.data_dir.join("mcp-tool-pins.json");
+        return hoopguard_core::mcp::Pins::open(path.clone())
+            .map(Arc::new)
+            .map_err(|e| format!("cannot read the MCP tool pins {}: {e}", path.display()));
+    };
+    let pins = Arc::new(hoopguard_core::mcp::Pins::in_memory());
+    db.sync_pins(&pins)
+        .await
+        .map_err(|e| format!("store: cannot read the MCP tool pins: {e}"))?;
+    db.watch_pins(pins.clone(), cfg.store.revocation_poll);
+    Ok(pins)
+}
+
 /// Runs the gateway until `shutdown` completes, then drains for up to the grace period.
 ///
 /// With a configuration file, SIGHUP reloads the policy from it (atomically; a broken file is
@@ -235,24 +282,13 @@ pub async fn run_recording_into(
     // One pooled client for both data paths.
     let client = crate::upstream::client()?;
     let recordings = cfg.data_dir.join("recordings");
-    let mut recorder = match store {
+    let recorder = match store {
         Some(store) => hoopguard_core::record::Recorder::new(store)
             .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
             .with_masker(mask_engine.clone(), cfg.record.body_cap as usize),
         None => open_recorder(&cfg, &recordings, mask_engine.clone())?,
     };
-    let revoked = shared.as_ref().map(|_| {
-        Arc::new(hoopguard_core::record::Revoked::new(
-            cfg.store.revocation_stale_after,
-        ))
-    });
-    if let Some(r) = &revoked {
-        recorder = recorder.with_revoked(r.clone());
-    }
-    let recorder = Arc::new(recorder);
-    if let (Some(db), Some(r)) = (&shared, &revoked) {
-        db.watch_revocations(r.clone(), recorder.clone(), cfg.store.revocation_poll);
-    }
+    let recorder = share_revocations(&cfg, shared.as_ref(), recorder).await?;
     if cfg.record.durability == crate::config::DurabilityName::Batched {
         let r = recorder.clone();
         let every = cfg.record.sync_interval.max(Duration::from_millis(10));
@@ -321,11 +357,7 @@ pub async fn run_recording_into(
     }
     let mask_layer = hoopguard_tower::mask::MaskLayer::from_config(mask_engine, &cfg.mask);
 
-    let pins_path = cfg.data_dir.join("mcp-tool-pins.json");
-    let pins = Arc::new(
-        hoopguard_core::mcp::Pins::open(pins_path.clone())
-            .map_err(|e| format!("cannot read the MCP tool pins {}: {e}", pins_path.display()))?,
-    );
+    let pins = pins(&cfg, shared.as_ref()).await?;
 
     // Bind everything first, so a busy port fails the start rather than half of it.
     let mut bound = Vec::new();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use hoopguard_core::identity::Identity;
 use hoopguard_core::mask::Engine;
-use hoopguard_core::mcp::{Ask, Pins, error, filter_tools, parse_line, response_id};
+use hoopguard_core::mcp::{Ask, error, filter_tools, parse_line, response_id};
 use hoopguard_tower::mcp::McpGuard;
 use hoopguard_tower::policy::Guard;
 use serde_json::Value;
@@ -60,15 +60,13 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
     let guard = Guard::new(policy, crate::serve::approvals(&cfg, shared.as_ref())?);
     let engine =
         Arc::new(Engine::new(&cfg.mask).map_err(|e| format!("mask.{}: {}", e.key, e.message))?);
-    let recorder = Arc::new(crate::serve::open_recorder(
+    let recorder = crate::serve::share_revocations(
         &cfg,
-        &cfg.data_dir.join("recordings"),
-        engine.clone(),
-    )?);
-    let pins = Arc::new(
-        Pins::open(cfg.data_dir.join("mcp-tool-pins.json"))
-            .map_err(|e| format!("cannot read the MCP tool pins: {e}"))?,
-    );
+        shared.as_ref(),
+        crate::serve::open_recorder(&cfg, &cfg.data_dir.join("recordings"), engine.clone())?,
+    )
+    .await?;
+    let pins = crate::serve::pins(&cfg, shared.as_ref()).await?;
     let server = format!("stdio:{}", command.join(" "));
     let mcp = Arc::new(
         McpGuard::new(guard, pins, server)

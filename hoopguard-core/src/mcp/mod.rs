@@ -258,6 +258,19 @@ pub struct Pins {
     changed: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
+/// One tool's pin, as replicas share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinEntry {
+    /// The MCP server (as the gateway names it).
+    pub server: String,
+    /// The tool.
+    pub tool: String,
+    /// The SHA-256 of its definition when first listed ([`Pins::digest`]).
+    pub digest: String,
+    /// Whether it was since listed with another definition.
+    pub changed: bool,
+}
+
 /// The result of checking a listed tool against its pin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinCheck {
@@ -337,6 +350,57 @@ impl Pins {
                 Ok(PinCheck::New)
             }
         }
+    }
+
+    /// Every pin, and whether it was seen changed: what a replica shares
+    /// ([`Database::sync_pins`](crate::shared::Database::sync_pins)).
+    pub fn entries(&self) -> Vec<PinEntry> {
+        let pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (server, tools) in pins.iter() {
+            for (tool, digest) in tools {
+                out.push(PinEntry {
+                    changed: changed.contains(&(server.clone(), tool.clone())),
+                    server: server.clone(),
+                    tool: tool.clone(),
+                    digest: digest.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Takes in a pin another replica shares: the first pin of a tool anywhere is its pin; a
+    /// local pin of another definition means the server showed two definitions, and the tool
+    /// is marked changed, as it is when the shared pin says so.
+    pub fn adopt(&self, shared: &PinEntry) -> std::io::Result<()> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let server_pins = pins.entry(shared.server.clone()).or_default();
+        let mut changed = shared.changed;
+        let write = match server_pins.get(&shared.tool) {
+            Some(d) if *d == shared.digest => false,
+            Some(_) => {
+                changed = true;
+                true
+            }
+            None => true,
+        };
+        if write {
+            server_pins.insert(shared.tool.clone(), shared.digest.clone());
+            if let Some(path) = &self.path {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, serde_json::to_vec_pretty(&*pins)?)?;
+                std::fs::rename(&tmp, path)?;
+            }
+        }
+        if changed {
+            self.changed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((shared.server.clone(), shared.tool.clone()));
+        }
+        Ok(())
     }
 
     /// Whether `tool` of `server` was listed with a definition other than its pin (calls to it

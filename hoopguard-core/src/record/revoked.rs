@@ -57,6 +57,11 @@ impl Revoked {
         );
     }
 
+    /// Whether the set is current (read within its allowance).
+    pub fn is_fresh(&self) -> bool {
+        unix_millis() < self.fresh_until_ms.load(Ordering::Acquire)
+    }
+
     /// Whether `session` is revoked; an error while the set is stale.
     pub fn contains(&self, session: &str) -> Result<bool, Stale> {
         let revoked = self
@@ -68,7 +73,7 @@ impl Revoked {
         if revoked {
             return Ok(true);
         }
-        if unix_millis() >= self.fresh_until_ms.load(Ordering::Acquire) {
+        if !self.is_fresh() {
             return Err(Stale(self.allowance));
         }
         Ok(false)

@@ -3,7 +3,8 @@
 //! Several `hoopguard serve` processes behind one load balancer are one gateway when they share
 //! a [`Database`]: approvals ([`PgStore`](crate::approvals::PgStore): asked on one replica,
 //! decided on another, a `once` grant used by exactly one call) and session revocations
-//! ([`Database::revoke`], watched by every replica with [`Database::watch_revocations`]). The
+//! ([`Database::revoke`], watched by every replica with [`Database::watch_revocations`]) and
+//! MCP tool pins ([`Database::sync_pins`]: the first pin of a tool on any replica is its pin). The
 //! embedded default (SQLite in the data directory) stays what a single process uses.
 //!
 //! [`Database::connect`] runs the embedded, versioned migrations ([`MIGRATIONS`]) under a
@@ -90,6 +91,19 @@ CREATE TABLE revocations (
     revoked_by TEXT NOT NULL,
     reason TEXT NOT NULL,
     revoked_at BIGINT NOT NULL
+);
+",
+    },
+    Migration {
+        version: 3,
+        name: "tool pins",
+        sql: "
+CREATE TABLE tool_pins (
+    server TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    changed BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (server, tool)
 );
 ",
     },
@@ -357,6 +371,77 @@ impl Database {
                             failing = true;
                         }
                     }
+                }
+            }
+        })
+    }
+}
+
+impl Database {
+    /// Shares `pins` with the other replicas: this replica's pins are offered (the first pin of
+    /// a tool anywhere stays its pin; a `changed` mark is kept once any replica set it), then
+    /// every shared pin is taken in ([`Pins::adopt`](crate::mcp::Pins::adopt)). Two statements,
+    /// whatever the number of pins.
+    pub async fn sync_pins(&self, pins: &crate::mcp::Pins) -> Result<(), SharedError> {
+        let mine = pins.entries();
+        let c = self.client().await?;
+        if !mine.is_empty() {
+            let col = |f: fn(&crate::mcp::PinEntry) -> &str| -> Vec<&str> {
+                mine.iter().map(f).collect()
+            };
+            let (servers, tools, digests) = (
+                col(|e| e.server.as_str()),
+                col(|e| e.tool.as_str()),
+                col(|e| e.digest.as_str()),
+            );
+            let changed: Vec<bool> = mine.iter().map(|e| e.changed).collect();
+            c.execute(
+                "INSERT INTO tool_pins (server, tool, digest, changed)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])
+                 ON CONFLICT (server, tool)
+                 DO UPDATE SET changed = tool_pins.changed OR EXCLUDED.changed",
+                &[&servers, &tools, &digests, &changed],
+            )
+            .await
+            .map_err(err)?;
+        }
+        let rows = c
+            .query("SELECT server, tool, digest, changed FROM tool_pins", &[])
+            .await
+            .map_err(err)?;
+        for r in rows {
+            let e = crate::mcp::PinEntry {
+                server: r.get(0),
+                tool: r.get(1),
+                digest: r.get(2),
+                changed: r.get(3),
+            };
+            pins.adopt(&e)
+                .map_err(|e| SharedError(format!("cannot keep a shared tool pin: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// [`Database::sync_pins`] every `every`, until the runtime stops.
+    pub fn watch_pins(
+        &self,
+        pins: Arc<crate::mcp::Pins>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let db = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                match db.sync_pins(&pins).await {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        tracing::error!(error = %e, "cannot share the MCP tool pins");
+                        failing = true;
+                    }
+                    Err(_) => {}
                 }
             }
         })
