@@ -409,6 +409,11 @@ async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
 /// real receivers (Slack, a ticketing system) cannot be reached from here, and the point is
 /// hoopguard's retry, which only a failing receiver exercises.
 async fn flaky_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    receiver(true).await
+}
+
+/// A webhook receiver passing on each body it gets; with `fail_first`, the first is answered 500.
+async fn receiver(fail_first: bool) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -442,7 +447,7 @@ async fn flaky_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Strin
                     }
                 }
             }
-            let status = if n == 1 {
+            let status = if n == 1 && fail_first {
                 "500 Internal Server Error"
             } else {
                 "200 OK"
@@ -607,4 +612,48 @@ fn an_mcp_grant_binds_the_tool_and_the_canonical_json_of_its_arguments() {
             None
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_asked_and_deciding_at_once_send_each_webhook_once() {
+    let (url, mut rx) = receiver(false).await;
+    let hook = || {
+        Notifier::new(
+            vec![WebhookConfig {
+                url: url.clone(),
+                format: Format::Json,
+                attempts: 1,
+            }],
+            Duration::from_millis(50),
+        )
+        .unwrap()
+    };
+    let dbs = crate::shared::test_databases(2).await;
+    let a = Approvals::new(Arc::new(PgStore::new(dbs[0].clone()))).with_notifier(hook());
+    let b = Approvals::new(Arc::new(PgStore::new(dbs[1].clone()))).with_notifier(hook());
+    let p = policy("");
+    let alice = who("alice", &["dev"]);
+    let call = Call::aws("ec2:TerminateInstances", &[I1], None);
+    let s = spec(&p, &alice, &call);
+    let (ga, gb) = tokio::join!(
+        a.gate(&alice, &call, &s, None),
+        b.gate(&alice, &call, &s, None)
+    );
+    let (Gate::Pending(pa), Gate::Pending(_)) = (ga.unwrap(), gb.unwrap()) else {
+        panic!("expected pending on both");
+    };
+    // Two approvers vote at once, one on each replica: one settles it.
+    let (m1, m2) = (who("maria", &["managers"]), who("max", &["managers"]));
+    let (r1, r2) = tokio::join!(
+        a.decide(&m1, &pa.id, true, None),
+        b.decide(&m2, &pa.id, true, None)
+    );
+    assert!(r1.is_ok() != r2.is_ok(), "{r1:?} {r2:?}");
+    let first: Value = serde_json::from_str(&recv(&mut rx).await).unwrap();
+    let second: Value = serde_json::from_str(&recv(&mut rx).await).unwrap();
+    assert_eq!(first["event"], "approval.requested");
+    assert_eq!(second["event"], "approval.decided");
+    // And nothing more: not once per replica.
+    let more = tokio::time::timeout(Duration::from_millis(700), rx.recv()).await;
+    assert!(more.is_err(), "a webhook was sent twice: {more:?}");
 }
