@@ -125,13 +125,19 @@ async fn readyz(State(s): State<AdminState>) -> Response {
         None => json!({"kind": "embedded", "ok": true}),
         Some(db) => {
             let answer = tokio::time::timeout(std::time::Duration::from_secs(2), db.ping()).await;
+            // The probe is unauthenticated: the details go to the log, not the answer.
             let (ok, error) = match answer {
                 Ok(Ok(())) => (true, None),
-                Ok(Err(e)) => (false, Some(e.to_string())),
-                Err(_) => (false, Some("no answer within 2s".to_string())),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: the shared store does not answer");
+                    (false, Some("the database does not answer (see the log)"))
+                }
+                Err(_) => (false, Some("the database gave no answer within 2s")),
             };
-            ready &= ok;
-            json!({"kind": "postgres", "ok": ok, "error": error})
+            // Answering while revocations are stale would send calls to certain refusal.
+            let fresh = s.recorder.revoked().is_none_or(|r| r.is_fresh());
+            ready &= ok && fresh;
+            json!({"kind": "postgres", "ok": ok, "revocations_current": fresh, "error": error})
         }
     };
     let status = if ready {
@@ -524,6 +530,11 @@ async fn revoke_session(
         );
     };
     if let Some(db) = s.shared.clone() {
+        // Stored for every replica to load: a real session id and a bounded reason only.
+        if let Err(e) = hoopguard_core::record::check_session_id(&id) {
+            return error(StatusCode::BAD_REQUEST, "bad_session_id", e.to_string());
+        }
+        let reason: String = reason.chars().take(1000).collect();
         return revoke_shared(&s, &db, &who, id, reason).await;
     }
     let rec = s.recorder.clone();

@@ -56,7 +56,7 @@ pub struct Config {
 
 /// `[store]`: the state that several replicas share — approvals and session revocations — in
 /// PostgreSQL. Without `url` (the default) it stays in SQLite in `data_dir`, for one process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `postgres://user[:password]@host:5432/database`. Write a password as `${VAR}`, or use
@@ -84,6 +84,19 @@ pub struct StoreConfig {
         with = "hoopguard_core::duration::serde"
     )]
     pub revocation_stale_after: Duration,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    // Never the URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_ref().map(|_| "…"))
+            .field("url_file", &self.url_file)
+            .field("schema", &self.schema)
+            .field("revocation_poll", &self.revocation_poll)
+            .field("revocation_stale_after", &self.revocation_stale_after)
+            .finish()
+    }
 }
 
 impl Default for StoreConfig {

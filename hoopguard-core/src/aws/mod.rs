@@ -90,7 +90,7 @@ impl std::fmt::Debug for PseudoCredentials {
 }
 
 /// What a pseudo-credential session holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// The session id (random).
     pub sid: String,
@@ -110,9 +110,24 @@ pub struct Session {
     /// so that any replica can use them and none stores them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
-    /// [`Session::sealed`] opened by [`Minter::open`]: never serialized, never shown.
+    /// [`Session::sealed`] opened by [`Minter::open`]: never serialized, never in `Debug`.
     #[serde(skip)]
     pub web_identity: Option<std::sync::Arc<broker::Brokered>>,
+}
+
+impl std::fmt::Debug for Session {
+    // Neither the sealed credentials nor their key id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.sid)
+            .field("subject", &self.subject)
+            .field("groups", &self.groups)
+            .field("connection", &self.connection)
+            .field("exp", &self.exp)
+            .field("ns", &self.ns)
+            .field("web_identity", &self.sealed.is_some())
+            .finish()
+    }
 }
 
 impl Session {

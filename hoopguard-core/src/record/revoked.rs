@@ -4,14 +4,7 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use std::time::{Duration, Instant};
 
 /// The sessions revoked on any replica, as this replica last read them: checked on every call
 /// without a round trip to the database, and refusing to answer once it is older than its
@@ -19,7 +12,10 @@ fn unix_millis() -> u64 {
 #[derive(Debug)]
 pub struct Revoked {
     sessions: RwLock<HashSet<String>>,
+    /// Milliseconds after `base` (a monotonic clock: a step of the wall clock changes nothing)
+    /// until which the set is current; 0: never read.
     fresh_until_ms: AtomicU64,
+    base: Instant,
     allowance: Duration,
 }
 
@@ -37,6 +33,7 @@ impl Revoked {
         Revoked {
             sessions: RwLock::new(HashSet::new()),
             fresh_until_ms: AtomicU64::new(0),
+            base: Instant::now(),
             allowance,
         }
     }
@@ -51,15 +48,20 @@ impl Revoked {
 
     /// Says the set is current as of now.
     pub fn refreshed(&self) {
-        self.fresh_until_ms.store(
-            unix_millis() + self.allowance.as_millis() as u64,
-            Ordering::Release,
-        );
+        self.refreshed_at(Instant::now());
+    }
+
+    /// Says the set holds every revocation made before `read_began` (when the read that
+    /// brought it up to date started): it stays current for the allowance from then.
+    pub fn refreshed_at(&self, read_began: Instant) {
+        let until = read_began.saturating_duration_since(self.base) + self.allowance;
+        self.fresh_until_ms
+            .fetch_max(until.as_millis() as u64 + 1, Ordering::AcqRel);
     }
 
     /// Whether the set is current (read within its allowance).
     pub fn is_fresh(&self) -> bool {
-        unix_millis() < self.fresh_until_ms.load(Ordering::Acquire)
+        (self.base.elapsed().as_millis() as u64) < self.fresh_until_ms.load(Ordering::Acquire)
     }
 
     /// Whether `session` is revoked; an error while the set is stale.

@@ -111,6 +111,10 @@ CREATE TABLE tool_pins (
 
 /// An arbitrary constant: the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6775_6172; // "hoopguar"
+/// Another: the one revocations are written under, one at a time.
+const REVOCATION_LOCK: i64 = 0x686f_6f70_7265_766b; // "hooprevk"
+/// The most revocations read in one query.
+const REVOCATION_PAGE: i64 = 10_000;
 
 /// A pool of connections to the shared PostgreSQL database.
 #[derive(Clone)]
@@ -155,8 +159,18 @@ impl Database {
                     "schema `{s}`: use lowercase letters, digits and `_` (at most 63)"
                 )));
             }
-            config.options(format!("-c search_path={s}"));
+            config.options(format!("-c search_path=\"{s}\" -c statement_timeout=5000"));
+        } else {
+            config.options("-c statement_timeout=5000");
         }
+        // A connection to a host that vanished is noticed in seconds, not at the kernel's
+        // retransmission timeout.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(10));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -225,7 +239,7 @@ impl Database {
         let done = match &self.schema {
             // Checked to be a plain identifier in `connect`.
             Some(s) => c
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
                 .await
                 .map_err(err),
             None => Ok(()),
@@ -288,9 +302,17 @@ impl Database {
     }
 
     /// Records that `session` is revoked, by whom and why. `Ok(false)` if it was already.
+    ///
+    /// Revocations are written one at a time (a transaction-scoped advisory lock held until
+    /// commit), so their `seq` numbers become visible in order and a replica reading "after
+    /// the last one it saw" never steps over one committed late.
     pub async fn revoke(&self, session: &str, by: &str, why: &str) -> Result<bool, SharedError> {
-        let c = self.client().await?;
-        let n = c
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REVOCATION_LOCK])
+            .await
+            .map_err(err)?;
+        let n = tx
             .execute(
                 "INSERT INTO revocations (session, revoked_by, reason, revoked_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT (session) DO NOTHING",
@@ -298,7 +320,41 @@ impl Database {
             )
             .await
             .map_err(err)?;
+        tx.commit().await.map_err(err)?;
         Ok(n == 1)
+    }
+
+    /// Reads every revocation after `*seq` into `revoked` (page by page, each query bounded by a
+    /// timeout), recording the `revoked` end of the sessions `recorder` has.
+    async fn read_revocations(
+        &self,
+        seq: &mut i64,
+        revoked: &Revoked,
+        recorder: &Arc<Recorder>,
+    ) -> Result<(), SharedError> {
+        loop {
+            let page = tokio::time::timeout(Duration::from_secs(5), self.revocations_after(*seq))
+                .await
+                .map_err(|_| SharedError("no answer within 5s".into()))??;
+            let full = page.len() as i64 >= REVOCATION_PAGE;
+            for r in page {
+                *seq = (*seq).max(r.seq);
+                revoked.insert(&r.session);
+                let rec = recorder.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if rec.state(&r.session).is_some_and(|s| !s.revoked) {
+                        if let Err(e) = rec.revoke(&r.session, &r.by, &r.why) {
+                            tracing::error!(session = %r.session, error = %e,
+                                "cannot record a revocation made on another replica");
+                        }
+                    }
+                })
+                .await;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// The revocations after `seq`, in order: (seq, session, by, why).
@@ -307,8 +363,8 @@ impl Database {
         let rows = c
             .query(
                 "SELECT seq, session, revoked_by, reason FROM revocations WHERE seq > $1
-                 ORDER BY seq LIMIT 10000",
-                &[&seq],
+                 ORDER BY seq LIMIT $2",
+                &[&seq, &REVOCATION_PAGE],
             )
             .await
             .map_err(err)?;
@@ -341,29 +397,17 @@ impl Database {
             let mut failing = false;
             loop {
                 tick.tick().await;
-                match db.revocations_after(seq).await {
-                    Ok(list) => {
+                // Fresh as of the moment the read began, once every page of it is in.
+                let began = std::time::Instant::now();
+                match db.read_revocations(&mut seq, &revoked, &recorder).await {
+                    Ok(()) => {
                         if failing {
                             tracing::info!(
                                 "the shared store answers again: revocations are current"
                             );
                             failing = false;
                         }
-                        for r in list {
-                            seq = seq.max(r.seq);
-                            revoked.insert(&r.session);
-                            let rec = recorder.clone();
-                            let _ = tokio::task::spawn_blocking(move || {
-                                if rec.state(&r.session).is_some_and(|s| !s.revoked) {
-                                    if let Err(e) = rec.revoke(&r.session, &r.by, &r.why) {
-                                        tracing::error!(session = %r.session, error = %e,
-                                            "cannot record a revocation made on another replica");
-                                    }
-                                }
-                            })
-                            .await;
-                        }
-                        revoked.refreshed();
+                        revoked.refreshed_at(began);
                     }
                     Err(e) => {
                         if !failing {

@@ -282,6 +282,26 @@ async fn a_revocation_on_one_replica_reaches_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(recorder.is_revoked("sess-c"), Ok(false));
+    // Many at once, from both replicas, while the watcher reads: none is stepped over (their
+    // sequence numbers become visible in order).
+    let burst = (0..40).map(|i| {
+        let db = dbs[i % 2].clone();
+        tokio::spawn(async move {
+            db.revoke(&format!("burst-{i}"), "auditor", "incident")
+                .await
+        })
+    });
+    for r in futures_util::future::join_all(burst).await {
+        assert!(r.unwrap().unwrap());
+    }
+    let t = std::time::Instant::now();
+    while (0..40).any(|i| recorder.is_revoked(&format!("burst-{i}")) != Ok(true)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a revocation was missed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The local recording ends as revoked, with who and why.
     let t = std::time::Instant::now();
     while !recorder.state("sess-a").is_some_and(|s| s.revoked) {
@@ -360,4 +380,46 @@ async fn replicas_share_tool_pins_and_a_definition_shown_differently_to_two_is_a
         .unwrap(),
         PinCheck::Changed
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_committed_late_is_not_stepped_over() {
+    let dbs = test_databases(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        crate::record::JsonlStore::open(dir.path(), crate::record::Durability::Batched).unwrap();
+    let revoked = Arc::new(crate::record::Revoked::new(Duration::from_secs(3)));
+    let recorder = Arc::new(crate::record::Recorder::new(Arc::new(store)));
+    // A revocation in flight on replica A: its row (and its sequence number) exists, its commit
+    // has not happened yet — written the way `revoke` writes one.
+    let mut slow = dbs[0].client().await.unwrap();
+    let t1 = slow.transaction().await.unwrap();
+    t1.execute("SELECT pg_advisory_xact_lock($1)", &[&REVOCATION_LOCK])
+        .await
+        .unwrap();
+    t1.execute(
+        "INSERT INTO revocations (session, revoked_by, reason, revoked_at) VALUES ('early', 'a', 'r', 0)",
+        &[],
+    )
+    .await
+    .unwrap();
+    // Meanwhile replica B revokes another session, and a watcher reads.
+    let db_b = dbs[1].clone();
+    let late = tokio::spawn(async move { db_b.revoke("late", "b", "r").await });
+    let watcher =
+        dbs[1].watch_revocations(revoked.clone(), recorder.clone(), Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t1.commit().await.unwrap();
+    assert!(late.await.unwrap().unwrap());
+    let t = std::time::Instant::now();
+    while revoked.contains("early") != Ok(true) || revoked.contains("late") != Ok(true) {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "early {:?}, late {:?}",
+            revoked.contains("early"),
+            revoked.contains("late")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watcher.abort();
 }
