@@ -592,14 +592,13 @@ async fn revoke_shared(
         Err(e) => Err(e),
     })
     .await;
-    let recorded_here = match here {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            // Revoked everywhere all the same; the recording here misses its end event.
-            tracing::error!(session = %id, error = %e, "revoked, but cannot record the end here");
-            false
-        }
+    let recorded_here = match here
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        Ok(b) => b,
         Err(e) => {
+            // Revoked everywhere all the same; the recording here misses its end event.
             tracing::error!(session = %id, error = %e, "revoked, but cannot record the end here");
             false
         }

@@ -301,6 +301,12 @@ pub fn apply_vote(a: &mut Approval, vote: Vote, now: u64) -> Result<(), VoteErro
     Ok(())
 }
 
+/// An approval as the stores keep it (its JSON document).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode(doc: &str) -> Result<Approval, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError(format!("corrupt approval record: {e}")))
+}
+
 /// The stores' name of a grant kind (`once`, `window`).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn grant_name(g: GrantKind) -> &'static str {

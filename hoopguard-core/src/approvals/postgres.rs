@@ -10,7 +10,7 @@
 //!   calls racing on two replicas, the second waits for the first, then no longer finds it.
 
 use super::{
-    Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError, grant_name,
+    Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError, decode, grant_name,
 };
 use crate::shared::Database;
 
@@ -29,10 +29,6 @@ impl PgStore {
 
 fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("shared store (PostgreSQL): {e}"))
-}
-
-fn decode(doc: &str) -> Result<Approval, StoreError> {
-    serde_json::from_str(doc).map_err(|e| StoreError(format!("corrupt approval record: {e}")))
 }
 
 fn secs(t: u64) -> i64 {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError, grant_name,
+    Approval, ApprovalStore, NewApproval, Status, StoreError, Vote, VoteError, decode, grant_name,
 };
 
 /// Approvals in SQLite (WAL, synchronous writes). Every method runs in one immediate
@@ -86,10 +86,6 @@ impl SqliteStore {
     }
 }
 
-fn decode(doc: String) -> Result<Approval, StoreError> {
-    serde_json::from_str(&doc).map_err(|e| StoreError(format!("corrupt approval record: {e}")))
-}
-
 fn save(tx: &rusqlite::Transaction<'_>, a: &Approval, insert: bool) -> Result<(), StoreError> {
     let doc = serde_json::to_string(a).map_err(store_err)?;
     let sql = if insert {
@@ -124,7 +120,7 @@ fn load(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Approval>, St
     })
     .optional()
     .map_err(store_err)?
-    .map(decode)
+    .map(|d| decode(&d))
     .transpose()
 }
 
@@ -146,7 +142,7 @@ impl ApprovalStore for SqliteStore {
                 .optional()
                 .map_err(store_err)?;
             if let Some(doc) = existing {
-                return Ok((decode(doc)?, false));
+                return Ok((decode(&doc)?, false));
             }
             save(&tx, &a, true)?;
             tx.commit().map_err(store_err)?;
@@ -179,7 +175,7 @@ impl ApprovalStore for SqliteStore {
                 .map_err(store_err)?;
             let mut out = Vec::new();
             for doc in rows {
-                let a = decode(doc.map_err(store_err)?)?;
+                let a = decode(&doc.map_err(store_err)?)?;
                 if status.is_none_or(|s| a.status_at(now) == s) {
                     out.push(a);
                 }
@@ -238,7 +234,7 @@ impl ApprovalStore for SqliteStore {
                 .optional()
                 .map_err(store_err)?;
             if let Some(doc) = once {
-                let mut a = decode(doc)?;
+                let mut a = decode(&doc)?;
                 a.status = Status::Used;
                 a.used_at = Some(now);
                 save(&tx, &a, false)?;
@@ -255,7 +251,7 @@ impl ApprovalStore for SqliteStore {
                 )
                 .optional()
                 .map_err(store_err)?;
-            window.map(decode).transpose()
+            window.map(|d| decode(&d)).transpose()
         })
         .await
     }

@@ -342,14 +342,20 @@ impl Pins {
             }
             None => {
                 server_pins.insert(name.to_string(), digest);
-                if let Some(path) = &self.path {
-                    let tmp = path.with_extension("tmp");
-                    std::fs::write(&tmp, serde_json::to_vec_pretty(&*pins)?)?;
-                    std::fs::rename(&tmp, path)?;
-                }
+                self.persist(&pins)?;
                 Ok(PinCheck::New)
             }
         }
+    }
+
+    /// Writes `pins` to the pins file, if there is one (whole, then renamed into place).
+    fn persist(&self, pins: &HashMap<String, HashMap<String, String>>) -> std::io::Result<()> {
+        if let Some(path) = &self.path {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(pins)?)?;
+            std::fs::rename(&tmp, path)?;
+        }
+        Ok(())
     }
 
     /// Every pin, and whether it was seen changed: what a replica shares
@@ -388,11 +394,7 @@ impl Pins {
         };
         if write {
             server_pins.insert(shared.tool.clone(), shared.digest.clone());
-            if let Some(path) = &self.path {
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, serde_json::to_vec_pretty(&*pins)?)?;
-                std::fs::rename(&tmp, path)?;
-            }
+            self.persist(&pins)?;
         }
         if changed {
             self.changed

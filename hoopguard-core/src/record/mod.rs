@@ -213,10 +213,6 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_
 /// Whether `id` can name a session (letters, digits, `-` and `_`, at most 128): what the data
 /// paths make and the admin API accepts.
 pub fn check_session_id(id: &str) -> Result<(), RecordError> {
-    check_id(id)
-}
-
-pub(crate) fn check_id(id: &str) -> Result<(), RecordError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id

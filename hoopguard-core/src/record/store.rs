@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Durability, Event, GENESIS, RecordError, Removed, Retention, SessionState, Store, check_id, io,
-    line_hash, now_ms,
+    Durability, Event, GENESIS, RecordError, Removed, Retention, SessionState, Store,
+    check_session_id, io, line_hash, now_ms,
 };
 
 /// The last event retention removed from the front of a session.
@@ -169,7 +169,7 @@ pub(super) fn session_ids(dir: &Path) -> Result<Vec<String>, RecordError> {
         let id = name
             .strip_suffix(".head")
             .or_else(|| name.strip_suffix(".jsonl"));
-        if let Some(id) = id.filter(|id| check_id(id).is_ok()) {
+        if let Some(id) = id.filter(|id| check_session_id(id).is_ok()) {
             out.insert(id.to_string());
         }
     }
@@ -246,7 +246,7 @@ pub(super) fn verify(dir: &Path, session: &str) -> Result<usize, RecordError> {
 
 /// Checks the chain of `session` and its head, noting the hash of event `at` on the way.
 pub(super) fn walk(dir: &Path, session: &str, at: u64) -> Result<Walk, RecordError> {
-    check_id(session)?;
+    check_session_id(session)?;
     let head = match read_head(dir, session) {
         Ok(h) => Some(h),
         Err(RecordError::NotFound(_)) => None,
@@ -324,7 +324,7 @@ pub(super) fn walk(dir: &Path, session: &str, at: u64) -> Result<Walk, RecordErr
 
 /// Reads every kept event of `session`.
 pub(super) fn read(dir: &Path, session: &str) -> Result<Vec<Event>, RecordError> {
-    check_id(session)?;
+    check_session_id(session)?;
     let head = match read_head(dir, session) {
         Ok(h) => Some(h),
         Err(RecordError::NotFound(_)) => None,
@@ -502,7 +502,7 @@ impl JsonlStore {
 
 impl Store for JsonlStore {
     fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
-        check_id(session)?;
+        check_session_id(session)?;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let slot = self.slot(&mut open, session)?;
         let revoking = is_revocation(kind, &data);
@@ -558,7 +558,7 @@ impl Store for JsonlStore {
     }
 
     fn state(&self, session: &str) -> Option<SessionState> {
-        check_id(session).ok()?;
+        check_session_id(session).ok()?;
         let of = |head: &Head| SessionState {
             events: head.seq,
             ended: head.ended,

@@ -324,35 +324,39 @@ impl Database {
         Ok(n == 1)
     }
 
-    /// Reads every revocation after `*seq` into `revoked` (page by page, each query bounded by a
-    /// timeout), recording the `revoked` end of the sessions `recorder` has.
+    /// Reads every revocation after `seq` into `revoked` (page by page, each query bounded by a
+    /// timeout), recording the `revoked` end of the sessions `recorder` has; returns the last
+    /// `seq` read.
     async fn read_revocations(
         &self,
-        seq: &mut i64,
+        mut seq: i64,
         revoked: &Revoked,
         recorder: &Arc<Recorder>,
-    ) -> Result<(), SharedError> {
+    ) -> Result<i64, SharedError> {
         loop {
-            let page = tokio::time::timeout(Duration::from_secs(5), self.revocations_after(*seq))
+            let page = tokio::time::timeout(Duration::from_secs(5), self.revocations_after(seq))
                 .await
                 .map_err(|_| SharedError("no answer within 5s".into()))??;
             let full = page.len() as i64 >= REVOCATION_PAGE;
-            for r in page {
-                *seq = (*seq).max(r.seq);
+            for r in &page {
+                seq = seq.max(r.seq);
                 revoked.insert(&r.session);
-                let rec = recorder.clone();
-                let _ = tokio::task::spawn_blocking(move || {
+            }
+            // The ends this replica records, off the async workers, once per page.
+            let rec = recorder.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for r in page {
                     if rec.state(&r.session).is_some_and(|s| !s.revoked) {
                         if let Err(e) = rec.revoke(&r.session, &r.by, &r.why) {
                             tracing::error!(session = %r.session, error = %e,
                                 "cannot record a revocation made on another replica");
                         }
                     }
-                })
-                .await;
-            }
+                }
+            })
+            .await;
             if !full {
-                return Ok(());
+                return Ok(seq);
             }
         }
     }
@@ -390,32 +394,18 @@ impl Database {
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let db = self.clone();
-        tokio::spawn(async move {
-            let mut seq = 0i64;
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
+        let seq = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        poll(every, "the revocations", move || {
+            let (db, seq, revoked, recorder) =
+                (db.clone(), seq.clone(), revoked.clone(), recorder.clone());
+            async move {
                 // Fresh as of the moment the read began, once every page of it is in.
                 let began = std::time::Instant::now();
-                match db.read_revocations(&mut seq, &revoked, &recorder).await {
-                    Ok(()) => {
-                        if failing {
-                            tracing::info!(
-                                "the shared store answers again: revocations are current"
-                            );
-                            failing = false;
-                        }
-                        revoked.refreshed_at(began);
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::error!(error = %e, "cannot read the revocations from the shared store; calls are refused once they are stale");
-                            failing = true;
-                        }
-                    }
-                }
+                let after = seq.load(std::sync::atomic::Ordering::Relaxed);
+                let last = db.read_revocations(after, &revoked, &recorder).await?;
+                seq.store(last, std::sync::atomic::Ordering::Relaxed);
+                revoked.refreshed_at(began);
+                Ok(())
             }
         })
     }
@@ -473,23 +463,40 @@ impl Database {
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let db = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                match db.sync_pins(&pins).await {
-                    Ok(()) => failing = false,
-                    Err(e) if !failing => {
-                        tracing::error!(error = %e, "cannot share the MCP tool pins");
-                        failing = true;
-                    }
-                    Err(_) => {}
-                }
-            }
+        poll(every, "the MCP tool pins", move || {
+            let (db, pins) = (db.clone(), pins.clone());
+            async move { db.sync_pins(&pins).await }
         })
     }
+}
+
+/// Runs `step` every `every` until the runtime stops, logging the first failure of a run of
+/// them and the recovery (not every failed poll).
+fn poll<F, Fut>(every: Duration, what: &'static str, mut step: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), SharedError>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match step().await {
+                Ok(()) if failing => {
+                    tracing::info!("the shared store answers again: {what} are current");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::error!(error = %e, "cannot read {what} from the shared store (calls are refused once revocations are stale)");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// One revoked session, as the database holds it.
