@@ -3,13 +3,19 @@
 //! batched without the index, against the baseline of writing
 //! the same serialized bytes to a plain file (no chain, no head record, no fsync) — same run.
 //!
+//! The concurrent group (`record_append_8_threads`): eight threads appending at once, each to
+//! its own session, as calls on the data paths do — where `every_event` commits in groups —
+//! for the embedded store and for PostgreSQL (`HOOPGUARD_TEST_DATABASE_URL`, else
+//! 127.0.0.1:5432; left out, saying so, when none answers).
+//!
 //! `cargo bench --bench record`
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hoopguard::core::record::{Durability, JsonlStore, Recorder};
+use hoopguard::core::record::{Durability, JsonlStore, PgStore, Recorder, Store};
 use serde_json::json;
 
 fn event() -> serde_json::Value {
@@ -53,5 +59,58 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// `iters` appends shared by eight threads at once (each its own session); the time for all.
+fn eight_at_once(store: &Arc<dyn Store>, iters: u64, data: &serde_json::Value) -> Duration {
+    let per = iters.div_ceil(8);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (store, data) = (store.clone(), data.clone());
+            s.spawn(move || {
+                let session = format!("bench-{t}");
+                for _ in 0..per {
+                    store.append(&session, "call", data.clone()).unwrap();
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn concurrent(c: &mut Criterion) {
+    let mut g = c.benchmark_group("record_append_8_threads");
+    g.throughput(Throughput::Elements(1));
+    let data = event();
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores: Vec<(&str, Arc<dyn Store>)> = vec![
+        (
+            "batched",
+            Arc::new(JsonlStore::open(&dir.path().join("b"), Durability::Batched).unwrap()),
+        ),
+        (
+            "every_event",
+            Arc::new(JsonlStore::open(&dir.path().join("e"), Durability::EveryEvent).unwrap()),
+        ),
+    ];
+    let url = std::env::var("HOOPGUARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    // Named like the tests' schemas, so a later test run drops it after an hour.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let schema = format!("hg_test_{now}_bench_{}", std::process::id());
+    match PgStore::connect(&url, Some(&schema)) {
+        Ok(pg) => stores.push(("postgres", Arc::new(pg))),
+        Err(e) => eprintln!("record bench: no PostgreSQL ({e}); its row is left out"),
+    }
+    for (name, store) in &stores {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| eight_at_once(store, iters, &data))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, concurrent);
 criterion_main!(benches);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The AWS hop under load, side by side in one run: a fast local upstream (nginx answering a fixed
 # sts:GetCallerIdentity document) reached directly, through nginx as a plain reverse proxy, and
-# through hoopguard (SigV4 verification, classification, policy, batched recording, the `static`
-# broker, re-signing, forwarding, masking). wrk replays one signed GetCallerIdentity call (form
-# body, as the AWS CLI sends it) at concurrency 1 (latency) and 8 (throughput).
+# through hoopguard (SigV4 verification, classification, policy, recording, the `static` broker,
+# re-signing, forwarding, masking) twice: recording `batched`, and `every_event` (the default).
+# wrk replays one signed GetCallerIdentity call (form body, as the AWS CLI sends it) at
+# concurrency 1 (latency) and 8 (throughput).
 #
 #   bash scripts/bench-proxy.sh [SECONDS] [ROUNDS]      # default: 10 s per measurement, 2 rounds
 #
@@ -92,17 +93,21 @@ EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 
-cat >"$work/hoopguard.toml" <<EOF
-data_dir = "$work/data"
+# Two hoopguards, the same but for the recording's durability: batched (fsync on an interval)
+# and every_event (the default: an event is on disk before its call goes on; concurrent calls
+# share one commit).
+start_hoopguard() { # NAME PORT ADMIN_PORT DURABILITY
+    cat >"$work/$1.toml" <<EOF
+data_dir = "$work/$1-data"
 [listeners.aws]
-bind = "127.0.0.1:$hg"
+bind = "127.0.0.1:$2"
 [listeners.admin]
-bind = "127.0.0.1:$adm"
+bind = "127.0.0.1:$3"
 [identity.dev_issuer]
 enabled = true
 audience = "hoopguard"
 [record]
-durability = "batched"
+durability = "$4"
 [aws.connections.default]
 broker = "static"
 access_key_id = "AKIDBENCH"
@@ -114,17 +119,21 @@ effect = "allow"
 groups = ["dev"]
 actions = ["sts:GetCallerIdentity"]
 EOF
-HOOPGUARD_LOG="${HOOPGUARD_LOG:-warn}" "$bin" serve --config "$work/hoopguard.toml" 2>"$work/hoopguard.log" &
-pids+=($!)
+    HOOPGUARD_LOG="${HOOPGUARD_LOG:-warn}" "$bin" serve --config "$work/$1.toml" 2>"$work/$1.log" &
+    pids+=($!)
+}
+hge=$(free_port)
+adme=$(free_port)
+start_hoopguard hoopguard "$hg" "$adm" batched
+start_hoopguard hoopguard-every "$hge" "$adme" every_event
 
 for _ in $(seq 100); do
-    if curl -sf "http://127.0.0.1:$up/" >/dev/null && curl -s "http://127.0.0.1:$hg/" >/dev/null; then
+    if curl -sf "http://127.0.0.1:$up/" >/dev/null && curl -s "http://127.0.0.1:$hg/" >/dev/null \
+        && curl -s "http://127.0.0.1:$hge/" >/dev/null; then
         break
     fi
     sleep 0.1
 done
-"$bin" dev-token --config "$work/hoopguard.toml" --sub bench --groups dev --ttl 1h >"$work/token"
-curl -sf -H "Authorization: $(cat "$work/token")" "http://127.0.0.1:$hg/v1/aws/credentials" >"$work/creds.json"
 
 # A wrk script that replays one call signed by botocore for that host (wrk sends Host from the URL).
 sign() { # PORT ACCESS_KEY SECRET TOKEN > lua
@@ -146,8 +155,13 @@ EOF
 }
 sign "$up" AKIDBENCH bench-secret "" >"$work/direct.lua"
 sign "$px" AKIDBENCH bench-secret "" >"$work/nginx.lua"
-read -r key secret token < <("$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["AccessKeyId"], c["SecretAccessKey"], c["Token"])' "$work/creds.json")
-sign "$hg" "$key" "$secret" "$token" >"$work/hoopguard.lua"
+for t in "hoopguard $hg" "hoopguard-every $hge"; do
+    set -- $t
+    "$bin" dev-token --config "$work/$1.toml" --sub bench --groups dev --ttl 1h >"$work/$1.token"
+    curl -sf -H "Authorization: $(cat "$work/$1.token")" "http://127.0.0.1:$2/v1/aws/credentials" >"$work/$1.creds.json"
+    read -r key secret token < <("$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["AccessKeyId"], c["SecretAccessKey"], c["Token"])' "$work/$1.creds.json")
+    sign "$2" "$key" "$secret" "$token" >"$work/$1.lua"
+done
 
 # One measurement: prints "p50_us p99_us req_per_s"; fails on any non-200 or socket error.
 measure() { # NAME PORT CONNECTIONS
@@ -174,14 +188,14 @@ print(f"{p50:.0f} {p99:.0f} {rps:.0f}")
 EOF
 }
 
-# Warm up each path once, then interleave the rounds so drift hits all three alike.
-for t in "direct $up" "nginx $px" "hoopguard $hg"; do
+# Warm up each path once, then interleave the rounds so drift hits all paths alike.
+for t in "direct $up" "nginx $px" "hoopguard $hg" "hoopguard-every $hge"; do
     set -- $t
     wrk -t1 -c8 -d1s -s "$work/$1.lua" "http://127.0.0.1:$2/" >/dev/null
 done
 declare -A p50 p99 rps
 for r in $(seq "$rounds"); do
-    for t in "direct $up" "nginx $px" "hoopguard $hg"; do
+    for t in "direct $up" "nginx $px" "hoopguard $hg" "hoopguard-every $hge"; do
         set -- $t
         read -r a b _ < <(measure "$1" "$2" 1)
         read -r _ _ c < <(measure "$1" "$2" 8)
@@ -191,18 +205,25 @@ for r in $(seq "$rounds"); do
     done
 done
 
-"$py" - "${p50[direct]}" "${p50[nginx]}" "${p50[hoopguard]}" "${p99[direct]}" "${p99[nginx]}" \
-    "${p99[hoopguard]}" "${rps[direct]}" "${rps[nginx]}" "${rps[hoopguard]}" "$secs" <<'EOF'
+"$py" - "$secs" "${p50[direct]}" "${p50[nginx]}" "${p50[hoopguard]}" "${p50[hoopguard-every]}" \
+    "${p99[direct]}" "${p99[nginx]}" "${p99[hoopguard]}" "${p99[hoopguard-every]}" \
+    "${rps[direct]}" "${rps[nginx]}" "${rps[hoopguard]}" "${rps[hoopguard-every]}" <<'EOF'
 import sys
-v = [list(map(float, a.split())) for a in sys.argv[1:10]]
-p50, p99, rps = dict(zip("dnh", v[0:3])), dict(zip("dnh", v[3:6])), dict(zip("dnh", v[6:9]))
+v = [list(map(float, a.split())) for a in sys.argv[2:14]]
+keys = "dnhe"
+p50, p99, rps = dict(zip(keys, v[0:4])), dict(zip(keys, v[4:8])), dict(zip(keys, v[8:12]))
 f = lambda xs, fmt: " / ".join(fmt.format(x) for x in xs)
-print(f"\nwrk, {sys.argv[10]} s per measurement, rounds separated by ' / ':\n")
+print(f"\nwrk, {sys.argv[1]} s per measurement, rounds separated by ' / ':\n")
 print("| path | p50, concurrency 1 | p99, concurrency 1 | req/s, concurrency 8 |")
 print("| --- | --- | --- | --- |")
-for k, name in [("d", "direct"), ("n", "nginx reverse proxy"), ("h", "hoopguard")]:
+names = [("d", "direct"), ("n", "nginx reverse proxy"), ("h", "hoopguard, recording batched"),
+         ("e", "hoopguard, recording every_event")]
+for k, name in names:
     print(f"| {name} | {f(p50[k], '{:.0f} µs')} | {f(p99[k], '{:.0f} µs')} | {f(rps[k], '{:,.0f}')} |")
 added = lambda k: [a - d for a, d in zip(p50[k], p50["d"])]
-print(f"\np50 added over direct: nginx {f(added('n'), '{:+.0f} µs')}, hoopguard {f(added('h'), '{:+.0f} µs')}")
-print(f"hoopguard req/s / nginx req/s at concurrency 8: {f([h / n for h, n in zip(rps['h'], rps['n'])], '{:.2f}')}")
+print(f"\np50 added over direct: nginx {f(added('n'), '{:+.0f} µs')}, hoopguard batched "
+      f"{f(added('h'), '{:+.0f} µs')}, every_event {f(added('e'), '{:+.0f} µs')}")
+ratio = lambda a, b: f([x / y for x, y in zip(rps[a], rps[b])], '{:.2f}')
+print(f"req/s at concurrency 8: hoopguard batched / nginx {ratio('h', 'n')}; "
+      f"every_event / batched {ratio('e', 'h')}")
 EOF

@@ -14,20 +14,21 @@ use hoopguard_core::record::{Event, RecordError, Removed, Retention, SessionStat
 pub struct Unrecorded;
 
 impl Store for Unrecorded {
-    fn append(
+    fn submit(
         &self,
         session: &str,
         kind: &str,
         data: serde_json::Value,
-    ) -> Result<Event, RecordError> {
-        Ok(Event {
+        done: hoopguard_core::record::Done,
+    ) {
+        done(Ok(Event {
             seq: 1,
             at: 0,
             session: session.to_string(),
             kind: kind.to_string(),
             prev: String::new(),
             data,
-        })
+        }))
     }
     fn sync(&self) -> Result<(), RecordError> {
         Ok(())

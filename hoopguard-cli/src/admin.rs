@@ -41,8 +41,8 @@ pub(crate) struct AdminState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) dev: Option<Arc<DevIssuer>>,
     pub(crate) guard: Guard,
-    /// The recordings directory.
-    pub(crate) recordings: std::path::PathBuf,
+    /// Where the recordings are read.
+    pub(crate) recordings: crate::sessions_cli::Recordings,
     /// The gateway's recorder (revocations are recorded through it).
     pub(crate) recorder: Arc<hoopguard_core::record::Recorder>,
     /// The token audiences the admin API accepts.
@@ -354,19 +354,19 @@ fn refuse_unless_reader(s: &AdminState, who: &Identity) -> Option<Response> {
     }
 }
 
-/// Runs `f` on the recordings directory for an approver or auditor, off the async workers; the
-/// recording errors become answers (404, 400, 503).
+/// Runs `f` on the recordings (directory or database) for an approver or auditor, off the
+/// async workers; the recording errors become answers (404, 400, 503).
 async fn read<T: Send + 'static>(
     s: &AdminState,
     who: &Identity,
-    f: impl FnOnce(&std::path::Path) -> Result<T, RecordError> + Send + 'static,
+    f: impl FnOnce(&crate::sessions_cli::Recordings) -> Result<T, RecordError> + Send + 'static,
 ) -> Result<T, Box<Response>> {
     if let Some(r) = refuse_unless_reader(s, who) {
         return Err(Box::new(r));
     }
     let refused = |status, code: &str, message: String| Box::new(error(status, code, message));
-    let dir = s.recordings.clone();
-    match tokio::task::spawn_blocking(move || f(&dir)).await {
+    let rec = s.recordings.clone();
+    match tokio::task::spawn_blocking(move || f(&rec)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(RecordError::NotFound(id))) => Err(refused(
             StatusCode::NOT_FOUND,
@@ -456,11 +456,7 @@ async fn list_sessions(
         decision: q.decision,
         limit: q.limit,
     };
-    match read(&s, &who, move |dir| {
-        hoopguard_core::record::search(dir, &query)
-    })
-    .await
-    {
+    match read(&s, &who, move |rec| rec.search(&query)).await {
         Ok(found) => Json(json!({"sessions": found})).into_response(),
         Err(r) => *r,
     }
@@ -472,11 +468,7 @@ async fn show_session(
     Path(id): Path<String>,
 ) -> Response {
     let id2 = id.clone();
-    match read(&s, &who, move |dir| {
-        hoopguard_core::record::read_session(dir, &id2)
-    })
-    .await
-    {
+    match read(&s, &who, move |rec| rec.read(&id2)).await {
         Ok(events) => Json(json!({"session": id, "events": events})).into_response(),
         Err(r) => *r,
     }
@@ -488,14 +480,12 @@ async fn verify_session(
     Path(id): Path<String>,
 ) -> Response {
     let id2 = id.clone();
-    let checked = read(&s, &who, move |dir| {
-        match hoopguard_core::record::verify(dir, &id2) {
-            Ok(n) => Ok(json!({"ok": true, "events": n})),
-            Err(RecordError::Broken { line, problem, .. }) => Ok(
-                json!({"ok": false, "event": line, "problem": format!("event {line} {problem}")}),
-            ),
-            Err(e) => Err(e),
+    let checked = read(&s, &who, move |rec| match rec.verify(&id2) {
+        Ok(n) => Ok(json!({"ok": true, "events": n})),
+        Err(RecordError::Broken { line, problem, .. }) => {
+            Ok(json!({"ok": false, "event": line, "problem": format!("event {line} {problem}")}))
         }
+        Err(e) => Err(e),
     })
     .await;
     match checked {

@@ -322,6 +322,24 @@ pub struct RecordConfig {
     /// may too).
     #[serde(default)]
     pub auditors: Vec<String>,
+    /// Where recordings are kept: `auto` (default: in the shared database when `[store]` names
+    /// one, so every replica writes each session into one chain; else in the data directory),
+    /// `local` (each replica's data directory), or `database`.
+    #[serde(default)]
+    pub store: RecordStoreName,
+}
+
+/// `[record] store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStoreName {
+    /// The shared database when there is one, else the data directory.
+    #[default]
+    Auto,
+    /// The data directory (`<data_dir>/recordings`), per replica.
+    Local,
+    /// The shared database (`[store]`).
+    Database,
 }
 
 fn default_digest_interval() -> Duration {
@@ -416,6 +434,7 @@ impl Default for RecordConfig {
             signing_key_file: None,
             signing_key_env: None,
             digest_interval: default_digest_interval(),
+            store: RecordStoreName::Auto,
         }
     }
 }
@@ -1015,6 +1034,24 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Whether the recordings go to the shared database (`record.store`).
+    pub fn records_shared(&self) -> bool {
+        match self.record.store {
+            RecordStoreName::Local => false,
+            RecordStoreName::Database => true,
+            RecordStoreName::Auto => self.store.is_shared(),
+        }
+    }
+
+    /// The shared database's URL when the recordings are kept there.
+    pub fn records_in_database(&self) -> Result<Option<String>, String> {
+        if self.records_shared() {
+            self.store.database_url()
+        } else {
+            Ok(None)
+        }
+    }
+
     fn validate_store(&self) -> Result<(), (String, String)> {
         let st = &self.store;
         if st.url.is_some() && st.url_file.is_some() {
@@ -1028,6 +1065,27 @@ impl Config {
                 return Err((
                     "store.url".into(),
                     "the shared store is PostgreSQL: write postgres://user@host:5432/database (a password as ${VAR})".into(),
+                ));
+            }
+        }
+        let rec = &self.record;
+        if rec.store == RecordStoreName::Database && !st.is_shared() {
+            return Err((
+                "record.store".into(),
+                "`database` keeps the recordings in the shared store: set [store] url (or url_file) too".into(),
+            ));
+        }
+        if self.records_shared() {
+            if rec.signing_key_file.is_some() || rec.signing_key_env.is_some() {
+                return Err((
+                    "record.signing_key_file".into(),
+                    "signed digests are not built yet for recordings in the shared database (they are hash-chained there); set record.store = \"local\" to keep signed recordings in each replica's data directory".into(),
+                ));
+            }
+            if rec.max_size.is_some() {
+                return Err((
+                    "record.max_size".into(),
+                    "applies to recordings in the data directory; in the shared database only record.max_age removes ended sessions (size is the database's to watch)".into(),
                 ));
             }
         }
@@ -1291,11 +1349,16 @@ impl Config {
         out.push_str(&format!("  data_dir: {}\n", self.data_dir.display()));
         // Never the URL itself: it may hold a password.
         out.push_str(match (&self.store.url, &self.store.url_file) {
-            (Some(_), _) => "  store: PostgreSQL (approvals and revocations shared by replicas)\n",
+            (Some(_), _) => "  store: PostgreSQL (approvals, revocations and tool pins shared by replicas)\n",
             (None, Some(_)) => {
-                "  store: PostgreSQL, URL from store.url_file (approvals and revocations shared by replicas)\n"
+                "  store: PostgreSQL, URL from store.url_file (approvals, revocations and tool pins shared by replicas)\n"
             }
             (None, None) => "  store: embedded (SQLite in data_dir; one process)\n",
+        });
+        out.push_str(if self.records_shared() {
+            "  recordings: in the shared database (one chain per session across replicas)\n"
+        } else {
+            "  recordings: in data_dir/recordings\n"
         });
         for (name, l) in self.listener_list() {
             out.push_str(&format!("  listener {name}: {}\n", l.bind));

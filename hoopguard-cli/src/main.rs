@@ -434,7 +434,20 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
-    let dir = cfg.data_dir.join("recordings");
+    // A key is made without reading any recording.
+    if let SessionsCommand::Keygen { out } = &command {
+        return match sessions_cli::keygen(out) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e),
+        };
+    }
+    let rec = match sessions_cli::Recordings::open(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(1, &e),
+    };
     let result = match command {
         SessionsCommand::List {
             subject,
@@ -442,7 +455,7 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
             action,
             decision,
         } => sessions_cli::list(
-            &dir,
+            &rec,
             &hoopguard_core::record::Query {
                 subject,
                 since,
@@ -452,20 +465,30 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
             },
         )
         .map(|t| (t, true)),
-        SessionsCommand::Show { id } => sessions_cli::show(&dir, &id).map(|t| (t, true)),
+        SessionsCommand::Show { id } => sessions_cli::show(&rec, &id).map(|t| (t, true)),
         SessionsCommand::Verify { id, public_key } => {
-            match sessions_cli::verify(&dir, id.as_deref()) {
-                Ok((mut text, mut ok)) => match public_key {
-                    Some(path) => match sessions_cli::verify_digests(&dir, &path, id.as_deref()) {
-                        Ok((more, signed_ok)) => {
-                            text.push_str(&more);
-                            ok &= signed_ok;
-                            Ok((text, ok))
+            match sessions_cli::verify(&rec, id.as_deref()) {
+                Ok((mut text, mut ok)) => match (public_key, rec.dir()) {
+                    (Some(_), None) => {
+                        return fail(
+                            1,
+                            "signed digests are kept only with recordings in the data directory (record.store = \"local\"); the shared database's recordings are hash-chained, not yet signed",
+                        );
+                    }
+                    (Some(path), Some(dir)) => {
+                        match sessions_cli::verify_digests(dir, &path, id.as_deref()) {
+                            Ok((more, signed_ok)) => {
+                                text.push_str(&more);
+                                ok &= signed_ok;
+                                Ok((text, ok))
+                            }
+                            Err(e) => return fail(1, &e),
                         }
-                        Err(e) => return fail(1, &e),
-                    },
-                    None => {
-                        if hoopguard_core::record::digest::digests_dir(&dir).exists() {
+                    }
+                    (None, dir) => {
+                        if dir.is_some_and(|d| {
+                            hoopguard_core::record::digest::digests_dir(d).exists()
+                        }) {
                             text.push_str("note    signed digests are there but were not checked: pass --public-key\n");
                         }
                         Ok((text, ok))
@@ -474,13 +497,11 @@ fn sessions(config: Option<PathBuf>, command: SessionsCommand) -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        SessionsCommand::Keygen { out } => match sessions_cli::keygen(&out) {
-            Ok(text) => Ok((text, true)),
-            Err(e) => return fail(1, &e),
-        },
-        SessionsCommand::Export { id } => sessions_cli::export(&dir, &id).map(|t| (t, true)),
+        // Made above, before the recordings were opened.
+        SessionsCommand::Keygen { .. } => Ok((String::new(), true)),
+        SessionsCommand::Export { id } => sessions_cli::export(&rec, &id).map(|t| (t, true)),
         SessionsCommand::Replay { id, speed } => {
-            sessions_cli::replay(&dir, &id, speed, &mut std::io::stdout())
+            sessions_cli::replay(&rec, &id, speed, &mut std::io::stdout())
                 .map(|()| (String::new(), true))
         }
     };

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, Source};
+use crate::sessions_cli::Recordings;
 
 /// Opens the development issuer if the configuration enables it.
 pub fn dev_issuer(cfg: &Config) -> Result<Option<DevIssuer>, String> {
@@ -70,14 +71,33 @@ async fn client_addr(mut req: axum::extract::Request) -> axum::extract::Request 
     req
 }
 
-/// Opens the recordings in `dir` (segments, index, masking of recorded bodies, failure mode)
-/// as `[record]` says.
+/// Opens the recordings `[record]` names — the data directory's (segments, index, digests) or,
+/// with `record.store`, the shared database's — with the masking of recorded bodies and the
+/// failure mode; also returns where an auditor reads them.
 pub(crate) fn open_recorder(
     cfg: &Config,
-    dir: &std::path::Path,
     mask: Arc<hoopguard_core::mask::Engine>,
-) -> Result<hoopguard_core::record::Recorder, String> {
+) -> Result<(hoopguard_core::record::Recorder, Recordings), String> {
     use hoopguard_core::record::{Durability, JsonlStore, Recorder};
+    let finish = |r: Recorder| {
+        r.with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
+            .with_masker(mask.clone(), cfg.record.body_cap as usize)
+    };
+    if let Some(url) = cfg.records_in_database()? {
+        let store = Arc::new(
+            hoopguard_core::record::PgStore::connect(&url, cfg.store.schema.as_deref())
+                .map_err(|e| format!("store: cannot open the recordings: {e}"))?,
+        );
+        tracing::info!(
+            "recordings are in the shared store (PostgreSQL): one chain per session across replicas"
+        );
+        return Ok((
+            finish(Recorder::new(store.clone())),
+            Recordings::Database(store),
+        ));
+    }
+    let dir = cfg.data_dir.join("recordings");
+    let dir = dir.as_path();
     let durability = match cfg.record.durability {
         crate::config::DurabilityName::EveryEvent => Durability::EveryEvent,
         crate::config::DurabilityName::Batched => Durability::Batched,
@@ -103,11 +123,10 @@ pub(crate) fn open_recorder(
             "recordings are hash-chained but not signed: someone who can write the data directory can rewrite them undetected; set record.signing_key_file (see `hoopguard sessions keygen`)"
         );
     }
-    Ok(recorder
-        .with_index(dir)
-        .map_err(fail)?
-        .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
-        .with_masker(mask, cfg.record.body_cap as usize))
+    Ok((
+        finish(recorder.with_index(dir).map_err(fail)?),
+        Recordings::Dir(dir.to_path_buf()),
+    ))
 }
 
 /// The digest signing key `[record]` names, if any.
@@ -281,12 +300,16 @@ pub async fn run_recording_into(
     );
     // One pooled client for both data paths.
     let client = crate::upstream::client()?;
-    let recordings = cfg.data_dir.join("recordings");
-    let recorder = match store {
-        Some(store) => hoopguard_core::record::Recorder::new(store)
-            .with_best_effort(cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort)
-            .with_masker(mask_engine.clone(), cfg.record.body_cap as usize),
-        None => open_recorder(&cfg, &recordings, mask_engine.clone())?,
+    let (recorder, recordings) = match store {
+        Some(store) => (
+            hoopguard_core::record::Recorder::new(store)
+                .with_best_effort(
+                    cfg.record.on_failure == crate::config::OnRecordFailure::BestEffort,
+                )
+                .with_masker(mask_engine.clone(), cfg.record.body_cap as usize),
+            Recordings::Dir(cfg.data_dir.join("recordings")),
+        ),
+        None => open_recorder(&cfg, mask_engine.clone())?,
     };
     let recorder = share_revocations(&cfg, shared.as_ref(), recorder).await?;
     if cfg.record.durability == crate::config::DurabilityName::Batched {

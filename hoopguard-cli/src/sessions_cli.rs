@@ -1,13 +1,77 @@
 //! `hoopguard sessions list|show|verify|export|replay`: reading recordings as an auditor.
 //!
-//! Works on the data directory's `recordings/` folder directly and never changes a recording
-//! (`list` updates the index beside them). The admin API serves the same reads.
+//! Works on the data directory's `recordings/` folder directly, or on the shared database when
+//! the recordings are kept there (`record.store`), and never changes a recording (`list`
+//! updates the index beside local ones). The admin API serves the same reads.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hoopguard_core::record::{self, Event, Query, RecordError};
+use hoopguard_core::record::{self, Event, PgStore, Query, RecordError, SessionSummary, Store};
 use serde_json::Value;
+
+/// Where the recordings an auditor reads are.
+#[derive(Debug, Clone)]
+pub enum Recordings {
+    /// The embedded store: `<data_dir>/recordings`.
+    Dir(PathBuf),
+    /// The shared database (`record.store`, `[store] url`).
+    Database(Arc<PgStore>),
+}
+
+impl Recordings {
+    /// The recordings `cfg` keeps: in its shared database when `record.store` says so
+    /// (connecting to it), else in its data directory.
+    pub fn open(cfg: &crate::config::Config) -> Result<Recordings, String> {
+        match cfg.records_in_database()? {
+            Some(url) => PgStore::connect(&url, cfg.store.schema.as_deref())
+                .map(|s| Recordings::Database(Arc::new(s)))
+                .map_err(|e| format!("store: {e}")),
+            None => Ok(Recordings::Dir(cfg.data_dir.join("recordings"))),
+        }
+    }
+
+    /// The sessions that match `q` (local ones through the index, brought up to date first).
+    pub fn search(&self, q: &Query) -> Result<Vec<SessionSummary>, RecordError> {
+        match self {
+            Recordings::Dir(dir) => record::search(dir, q),
+            Recordings::Database(db) => db.search(q, std::time::SystemTime::now()),
+        }
+    }
+
+    /// A session's kept events.
+    pub fn read(&self, session: &str) -> Result<Vec<Event>, RecordError> {
+        match self {
+            Recordings::Dir(dir) => record::read_session(dir, session),
+            Recordings::Database(db) => db.read(session),
+        }
+    }
+
+    /// Checks a session's chain; the number of events kept.
+    pub fn verify(&self, session: &str) -> Result<usize, RecordError> {
+        match self {
+            Recordings::Dir(dir) => record::verify(dir, session),
+            Recordings::Database(db) => db.verify(session),
+        }
+    }
+
+    /// Every recorded session.
+    pub fn sessions(&self) -> Result<Vec<String>, RecordError> {
+        match self {
+            Recordings::Dir(dir) => record::sessions(dir),
+            Recordings::Database(db) => db.sessions(),
+        }
+    }
+
+    /// The directory, for what only local recordings have (signed digests).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Recordings::Dir(dir) => Some(dir),
+            Recordings::Database(_) => None,
+        }
+    }
+}
 
 fn time(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
@@ -47,8 +111,8 @@ fn summary(e: &Event) -> String {
 /// The sessions that match `q` (through the recordings index, brought up to date first),
 /// with their event counts, first and last times, subject, how many calls were refused and how
 /// the session ended.
-pub fn list(dir: &Path, q: &Query) -> Result<String, RecordError> {
-    let found = record::search(dir, q)?;
+pub fn list(rec: &Recordings, q: &Query) -> Result<String, RecordError> {
+    let found = rec.search(q)?;
     if found.is_empty() {
         return Ok("no recorded sessions match\n".into());
     }
@@ -72,8 +136,8 @@ pub fn list(dir: &Path, q: &Query) -> Result<String, RecordError> {
 }
 
 /// A session's timeline.
-pub fn show(dir: &Path, session: &str) -> Result<String, RecordError> {
-    let events = record::read_session(dir, session)?;
+pub fn show(rec: &Recordings, session: &str) -> Result<String, RecordError> {
+    let events = rec.read(session)?;
     let mut out = format!("{:>5} {:<25} {:<6} {}\n", "SEQ", "TIME", "TYPE", "WHAT");
     for e in &events {
         out.push_str(&format!(
@@ -88,15 +152,15 @@ pub fn show(dir: &Path, session: &str) -> Result<String, RecordError> {
 }
 
 /// Verifies one session, or all; the text, and whether everything verified.
-pub fn verify(dir: &Path, session: Option<&str>) -> Result<(String, bool), RecordError> {
+pub fn verify(rec: &Recordings, session: Option<&str>) -> Result<(String, bool), RecordError> {
     let sessions = match session {
         Some(s) => vec![s.to_string()],
-        None => record::sessions(dir)?,
+        None => rec.sessions()?,
     };
     let mut out = String::new();
     let mut all_ok = true;
     for s in sessions {
-        match record::verify(dir, &s) {
+        match rec.verify(&s) {
             Ok(n) => out.push_str(&format!("ok      {s}: {n} events, chain intact\n")),
             Err(e @ RecordError::Broken { .. }) => {
                 all_ok = false;
@@ -187,8 +251,8 @@ pub fn keygen(out: &Path) -> Result<String, String> {
 }
 
 /// The session as a JSON array of events.
-pub fn export(dir: &Path, session: &str) -> Result<String, RecordError> {
-    let events = record::read_session(dir, session)?;
+pub fn export(rec: &Recordings, session: &str) -> Result<String, RecordError> {
+    let events = rec.read(session)?;
     Ok(format!(
         "{:#}\n",
         serde_json::to_value(events).unwrap_or_default()
@@ -197,12 +261,12 @@ pub fn export(dir: &Path, session: &str) -> Result<String, RecordError> {
 
 /// Prints the events with their original timing, `speed` times faster (gaps capped at 10 s).
 pub fn replay(
-    dir: &Path,
+    rec: &Recordings,
     session: &str,
     speed: f64,
     out: &mut dyn std::io::Write,
 ) -> Result<(), RecordError> {
-    let events = record::read_session(dir, session)?;
+    let events = rec.read(session)?;
     let mut last: Option<u64> = None;
     for e in &events {
         if let Some(prev) = last {

@@ -63,7 +63,7 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
     let recorder = crate::serve::share_revocations(
         &cfg,
         shared.as_ref(),
-        crate::serve::open_recorder(&cfg, &cfg.data_dir.join("recordings"), engine.clone())?,
+        crate::serve::open_recorder(&cfg, engine.clone())?.0,
     )
     .await?;
     let pins = crate::serve::pins(&cfg, shared.as_ref()).await?;

@@ -624,7 +624,8 @@ impl McpGuard {
             verdict = self.guard.approve(who, call, spec, None, reason).await;
         }
         if let Some(rec) = &self.recorder {
-            if let Err(e) = record(rec, self.transport, session, origin, who, call, &verdict) {
+            if let Err(e) = record(rec, self.transport, session, origin, who, call, &verdict).await
+            {
                 tracing::error!(error = %e, "cannot record an MCP call; refusing it");
                 return Err(Refusal {
                     code: UNAVAILABLE,
@@ -682,7 +683,7 @@ impl McpGuard {
 /// A recording per MCP session: `start` (again after an `end`, when the session goes on after
 /// a restart), then one `call` event per decided call, its arguments masked; its end is recorded
 /// when the caller's token expires, if nothing ended it before.
-fn record(
+async fn record(
     rec: &Arc<Recorder>,
     transport: &str,
     session: &str,
@@ -705,7 +706,8 @@ fn record(
                 "user_agent": origin.user_agent,
                 "resumed": state.is_some(),
             }),
-        )?;
+        )
+        .await?;
         // A session lasts no longer than the caller's token.
         rec.end_at(&id, who.expires_at, "token expired");
     }
@@ -721,7 +723,8 @@ fn record(
             "approval_id": approval_id,
             "reason": reason,
         }),
-    )?;
+    )
+    .await?;
     Ok(())
 }
 

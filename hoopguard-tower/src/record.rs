@@ -197,9 +197,14 @@ impl Tap {
             "complete": complete,
             "latency_ms": self.started.elapsed().as_millis() as u64,
         });
-        if let Err(e) = self.recorder.append(&self.session, "response", event) {
-            tracing::error!(session = %self.session, error = %e, "cannot record an answer");
-        }
+        // Not waited for: the answer has gone out; a failure is logged.
+        let session = self.session.clone();
+        self.recorder
+            .submit(&self.session, "response", event, move |r| {
+                if let Err(e) = r {
+                    tracing::error!(session = %session, error = %e, "cannot record an answer");
+                }
+            });
     }
 }
 

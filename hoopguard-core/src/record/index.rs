@@ -11,10 +11,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use serde_json::Value;
 
-use super::{Event, RecordError, store};
+use super::query::like;
+use super::{Event, Query, RecordError, SessionSummary, call_target, store};
 
 /// The file name of the index in the recordings directory.
 pub const INDEX_FILE: &str = "index.sqlite";
@@ -28,51 +28,6 @@ impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Index").finish_non_exhaustive()
     }
-}
-
-/// What to find. Every field narrows the search; none finds every session.
-#[derive(Debug, Default, Clone)]
-pub struct Query {
-    /// The subject (`*` wildcards, case-insensitive).
-    pub subject: Option<String>,
-    /// Only sessions with an event at most this old.
-    pub since: Option<Duration>,
-    /// Sessions with a call to this action or tool (`ec2:*`, `get-sum`; `*` wildcards).
-    pub action: Option<String>,
-    /// Sessions with a call decided so (`allow`, `deny`, `approve`, `error`); with
-    /// `action`, the same call must match both.
-    pub decision: Option<String>,
-    /// At most this many sessions, the most recent ones (default 1000).
-    pub limit: Option<usize>,
-}
-
-/// One session as the index knows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SessionSummary {
-    /// The session (recording) id.
-    pub id: String,
-    /// Who.
-    pub subject: Option<String>,
-    /// Their groups at the start.
-    pub groups: Vec<String>,
-    /// The AWS connection or MCP transport.
-    pub origin: Option<String>,
-    /// The client's address.
-    pub client: Option<String>,
-    /// The client's user agent.
-    pub user_agent: Option<String>,
-    /// First event, milliseconds since the epoch.
-    pub first_at: u64,
-    /// Last event.
-    pub last_at: u64,
-    /// Events recorded.
-    pub events: u64,
-    /// Calls decided.
-    pub calls: u64,
-    /// Calls not allowed.
-    pub refused: u64,
-    /// Why the session ended, if its last event is its end.
-    pub ended: Option<String>,
 }
 
 /// The part of an event the index keeps.
@@ -92,22 +47,6 @@ pub(super) struct Row {
 
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-/// The action or tool a call names: `ec2:TerminateInstances` from `ec2:TerminateInstances in
-/// us-east-1`, `get-sum` from ``tool `get-sum` ``.
-pub fn call_target(action: &str) -> String {
-    for kind in ["tool `", "resource `", "prompt `"] {
-        if let Some(rest) = action.strip_prefix(kind) {
-            return rest.strip_suffix('`').unwrap_or(rest).to_string();
-        }
-    }
-    action
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .trim_end_matches(';')
-        .to_string()
 }
 
 impl Row {
@@ -142,22 +81,6 @@ impl Row {
 
 fn sql(e: rusqlite::Error) -> RecordError {
     RecordError::Index(e.to_string())
-}
-
-/// `*` → `%`; `%`, `_` and `\` taken literally.
-fn like(glob: &str) -> String {
-    let mut out = String::with_capacity(glob.len());
-    for c in glob.chars() {
-        match c {
-            '*' => out.push('%'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 impl Index {

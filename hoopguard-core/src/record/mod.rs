@@ -34,6 +34,9 @@
 pub mod digest;
 #[cfg(feature = "sqlite")]
 mod index;
+#[cfg(feature = "postgres")]
+mod pg;
+mod query;
 mod revoked;
 mod store;
 
@@ -46,9 +49,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 #[cfg(feature = "sqlite")]
-pub use index::{INDEX_FILE, Index, Query, SessionSummary, call_target};
+pub use index::{INDEX_FILE, Index};
+#[cfg(feature = "postgres")]
+pub use pg::PgStore;
+pub use query::{Query, SessionSummary, call_target};
 pub use revoked::{Revoked, Stale};
-pub use store::{DEFAULT_SEGMENT_SIZE, JsonlStore};
+pub use store::{DEFAULT_SEGMENT_SIZE, Done, JsonlStore};
 
 use crate::mask::Engine;
 
@@ -96,6 +102,14 @@ pub enum RecordError {
     /// The index could not be read or written.
     #[error("the recordings index: {0}")]
     Index(String),
+    /// A shared store (a database, object storage) could not be reached or refused.
+    #[error("the recordings store: {0}")]
+    Store(String),
+}
+
+/// What an append whose store dropped it without an answer gets.
+fn unanswered() -> RecordError {
+    RecordError::Store("the store dropped an event without an answer".into())
 }
 
 /// One event line as stored.
@@ -150,9 +164,28 @@ pub struct Removed {
 
 /// Where recordings are kept. [`JsonlStore`] is the embedded one; a shared database or object
 /// storage can take its place.
+///
+/// Appending is asynchronous: [`Store::submit`] hands the event over and calls `done` once it is
+/// as durable as the store promises — on whichever thread gets it there, never blocking the
+/// caller on the disk or the network — so concurrent appends can share one flush or commit.
+/// [`Store::append`] waits for it on the calling thread; [`Recorder::append_async`] awaits it.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Appends one event to `session` (creating it), chained to the one before.
-    fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError>;
+    /// Appends one event to `session` (creating it), chained to the one before, and calls
+    /// `done` exactly once with the event as stored, or the error that kept it from being stored.
+    fn submit(&self, session: &str, kind: &str, data: Value, done: Done);
+    /// Appends like [`Store::submit`] and waits for the outcome.
+    fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(
+            session,
+            kind,
+            data,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or_else(|_| Err(unanswered()))
+    }
     /// Forces everything appended so far to durable storage.
     fn sync(&self) -> Result<(), RecordError>;
     /// Where `session` stands; `None` if it was never recorded.
@@ -170,6 +203,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn summary(&self, session: &str) -> Result<Option<digest::Summary>, RecordError>;
     /// Removes what `policy` no longer keeps.
     fn retain(&self, policy: &Retention, now: SystemTime) -> Result<Removed, RecordError>;
+    /// Whether every replica writes to and reads from this same store (then one replica's
+    /// records, such as a revocation's end, are already every replica's).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 // Without the `sqlite` feature no index writer exists and nothing is ever sent.
@@ -438,29 +476,90 @@ impl Recorder {
     /// Appends one event to `session` (creating it), chained to the one before.
     pub fn append(&self, session: &str, kind: &str, data: Value) -> Result<Event, RecordError> {
         let event = self.store.append(session, kind, data)?;
-        #[cfg(feature = "sqlite")]
-        if self.index.is_some() {
-            self.to_index(IndexOp::Row(Box::new(index::Row::of(&event))));
-        }
+        self.indexed(&event);
         Ok(event)
     }
 
-    /// Appends like [`Recorder::append`]; when that fails and best effort is on, logs the gap
-    /// (session, event kind and error, never the data) and returns `Ok`. Data paths call this.
-    pub fn record(&self, session: &str, kind: &str, data: Value) -> Result<(), RecordError> {
-        match self.append(session, kind, data) {
-            Ok(_) => Ok(()),
+    /// Appends like [`Recorder::append`], awaiting the store instead of blocking the thread:
+    /// concurrent appends share the store's flushes.
+    pub async fn append_async(
+        &self,
+        session: &str,
+        kind: &str,
+        data: Value,
+    ) -> Result<Event, RecordError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.store.submit(
+            session,
+            kind,
+            data,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let event = rx.await.unwrap_or_else(|_| Err(unanswered()))?;
+        self.indexed(&event);
+        Ok(event)
+    }
+
+    /// Appends without waiting: `done` hears the outcome (for events after the fact, such as an
+    /// answer recorded when its body ends).
+    pub fn submit(
+        self: &Arc<Self>,
+        session: &str,
+        kind: &str,
+        data: Value,
+        done: impl FnOnce(Result<(), RecordError>) + Send + 'static,
+    ) {
+        let rec = self.clone();
+        self.store.submit(
+            session,
+            kind,
+            data,
+            Box::new(move |r| {
+                done(r.map(|event| rec.indexed(&event)));
+            }),
+        );
+    }
+
+    fn indexed(&self, _event: &Event) {
+        #[cfg(feature = "sqlite")]
+        if self.index.is_some() {
+            self.to_index(IndexOp::Row(Box::new(index::Row::of(_event))));
+        }
+    }
+
+    /// Appends like [`Recorder::append_async`]; when that fails and best effort is on, logs the
+    /// gap (session, event kind and error, never the data) and returns `Ok`. Data paths call
+    /// this.
+    pub async fn record(&self, session: &str, kind: &str, data: Value) -> Result<(), RecordError> {
+        let outcome = self.append_async(session, kind, data).await;
+        self.gap(session, kind, outcome.map(drop))
+    }
+
+    fn gap(
+        &self,
+        session: &str,
+        kind: &str,
+        r: Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
+        match r {
             Err(e) if self.best_effort => {
                 tracing::error!(session, kind, error = %e, "recording gap: the call went on unrecorded (record.on_failure = best_effort)");
                 Ok(())
             }
-            Err(e) => Err(e),
+            r => r,
         }
     }
 
     /// Where `session` stands; `None` if it was never recorded.
     pub fn state(&self, session: &str) -> Option<SessionState> {
         self.store.state(session)
+    }
+
+    /// Whether the store is the one every replica shares ([`Store::shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.store.shared()
     }
 
     /// Whether `session` has been recorded before.
@@ -498,7 +597,13 @@ impl Recorder {
         rt.spawn(async move {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
             tokio::time::sleep(left).await;
-            if let Err(e) = rec.end(&session, reason) {
+            // `end` waits for the store: off the async threads.
+            let ended = tokio::task::spawn_blocking(move || {
+                let r = rec.end(&session, reason);
+                (session, r)
+            })
+            .await;
+            if let Ok((session, Err(e))) = ended {
                 tracing::error!(session, error = %e, "cannot record the end of a session");
             }
         });
@@ -544,6 +649,16 @@ impl Recorder {
     /// The sessions recorded, by id.
     pub fn sessions(&self) -> Result<Vec<String>, RecordError> {
         self.store.sessions()
+    }
+
+    /// The kept events of `session`, from the store.
+    pub fn read(&self, session: &str) -> Result<Vec<Event>, RecordError> {
+        self.store.read(session)
+    }
+
+    /// Checks the chain of `session` in the store; the number of events kept.
+    pub fn verify(&self, session: &str) -> Result<usize, RecordError> {
+        self.store.verify(session)
     }
 
     /// Removes the segments `policy` no longer keeps, and forgets sessions of which nothing is

@@ -43,8 +43,16 @@ impl From<SharedError> for crate::approvals::StoreError {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> SharedError {
-    SharedError(e.to_string())
+/// The error and what caused it: tokio-postgres says only "db error" itself, the server's
+/// message is its source.
+fn err(e: impl std::error::Error) -> SharedError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    SharedError(text)
 }
 
 /// One schema migration: applied once, in version order, inside one transaction.
@@ -105,6 +113,41 @@ CREATE TABLE tool_pins (
     changed BOOLEAN NOT NULL DEFAULT false,
     PRIMARY KEY (server, tool)
 );
+",
+    },
+    Migration {
+        version: 4,
+        name: "recordings",
+        sql: "
+CREATE TABLE record_sessions (
+    session TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL DEFAULT 0,
+    hash TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
+    ended BOOLEAN NOT NULL DEFAULT false,
+    revoked BOOLEAN NOT NULL DEFAULT false,
+    first_seq BIGINT NOT NULL DEFAULT 1,
+    first_prev TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
+    first_at BIGINT NOT NULL DEFAULT 0,
+    updated_at BIGINT NOT NULL DEFAULT 0,
+    ended_reason TEXT,
+    subject TEXT,
+    groups TEXT,
+    origin TEXT,
+    client TEXT,
+    user_agent TEXT
+);
+CREATE TABLE record_events (
+    session TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
+    decision TEXT,
+    line TEXT NOT NULL,
+    PRIMARY KEY (session, seq)
+);
+CREATE INDEX record_events_by_target ON record_events (target) WHERE target IS NOT NULL;
+CREATE INDEX record_sessions_by_time ON record_sessions (updated_at);
 ",
     },
 ];
@@ -282,9 +325,14 @@ impl Database {
         }
         for m in MIGRATIONS.iter().filter(|m| m.version > at) {
             let tx = c.transaction().await.map_err(err)?;
-            tx.batch_execute(m.sql)
-                .await
-                .map_err(|e| SharedError(format!("migration {} ({}): {e}", m.version, m.name)))?;
+            tx.batch_execute(m.sql).await.map_err(|e| {
+                SharedError(format!(
+                    "migration {} ({}): {}",
+                    m.version,
+                    m.name,
+                    err(e).0
+                ))
+            })?;
             tx.execute(
                 "INSERT INTO hoopguard_migrations (version, name) VALUES ($1, $2)",
                 &[&m.version, &m.name],
@@ -342,7 +390,14 @@ impl Database {
                 seq = seq.max(r.seq);
                 revoked.insert(&r.session);
             }
-            // The ends this replica records, off the async workers, once per page.
+            // The ends this replica records, off the async workers, once per page. (Recordings
+            // in the shared store got theirs from the replica that revoked.)
+            if recorder.is_shared() {
+                if !full {
+                    return Ok(seq);
+                }
+                continue;
+            }
             let rec = recorder.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 for r in page {

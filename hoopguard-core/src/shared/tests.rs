@@ -68,7 +68,8 @@ async fn a_database_newer_than_this_build_is_refused_and_an_older_one_is_upgrade
     let c = db.client().await.unwrap();
     // Older: as if only the first migration had run (its tables exist, the later ones not).
     c.batch_execute(
-        "DROP TABLE revocations, tool_pins; DELETE FROM hoopguard_migrations WHERE version > 1",
+        "DROP TABLE revocations, tool_pins, record_sessions, record_events;
+         DELETE FROM hoopguard_migrations WHERE version > 1",
     )
     .await
     .unwrap();
@@ -254,6 +255,7 @@ async fn a_revocation_on_one_replica_reaches_another_within_a_second() {
         Arc::new(crate::record::Recorder::new(Arc::new(store)).with_revoked(revoked.clone()));
     recorder
         .record("sess-a", "start", serde_json::json!({"subject": "alice"}))
+        .await
         .unwrap();
     let watcher = dbs[0].watch_revocations(
         revoked.clone(),

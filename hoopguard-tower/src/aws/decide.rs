@@ -210,7 +210,7 @@ where
                         body: inspected.as_deref(),
                         own_session,
                     };
-                    if let Err(e) = record(rec, &session, &asked, &classified, &verdict) {
+                    if let Err(e) = record(rec, &session, &asked, &classified, &verdict).await {
                         tracing::error!(error = %e, "cannot record the call; refusing it");
                         return Ok(format.refuse(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -407,7 +407,7 @@ struct Asked<'a> {
     own_session: bool,
 }
 
-fn record(
+async fn record(
     recorder: &Arc<Recorder>,
     session: &str,
     asked: &Asked<'_>,
@@ -422,19 +422,21 @@ fn record(
     );
     let state = recorder.state(session);
     if state.is_none_or(|s| s.ended) {
-        recorder.record(
-            session,
-            "start",
-            json!({
-                "subject": verified.session.subject,
-                "groups": verified.session.groups,
-                "connection": verified.session.connection,
-                "client": origin.addr,
-                "user_agent": origin.user_agent,
-                "expires_at": verified.session.exp,
-                "resumed": state.is_some(),
-            }),
-        )?;
+        recorder
+            .record(
+                session,
+                "start",
+                json!({
+                    "subject": verified.session.subject,
+                    "groups": verified.session.groups,
+                    "connection": verified.session.connection,
+                    "client": origin.addr,
+                    "user_agent": origin.user_agent,
+                    "expires_at": verified.session.exp,
+                    "resumed": state.is_some(),
+                }),
+            )
+            .await?;
         // From then on its pseudo-credentials are refused: the session is over.
         if asked.own_session {
             recorder.end_at(
@@ -447,28 +449,30 @@ fn record(
     let (rule, approval_id, reason) = verdict.parts();
     let inspected = asked.body;
     let body = inspected.and_then(|b| recorder.mask_body(b, content_type));
-    recorder.record(
-        session,
-        "call",
-        json!({
-            "service": verified.service,
-            "region": verified.region,
-            "operation": classified.operation,
-            "action": recorder.mask_text(&classified.call.summary()),
-            "decision": verdict.decision(),
-            "rule": rule,
-            "approval_id": approval_id,
-            "reason": reason.map(|r| recorder.mask_text(&r)),
-            "request": {
-                "method": exact.method,
-                "path": recorder.mask_text(exact.path),
-                "query": recorder.mask_value(&exact.query_json()),
-                "headers": recorder.mask_value(&shown_headers(exact.headers)),
-                "content_type": content_type,
-                "bytes": inspected.map(|b| b.len()),
-                "body": body,
-            },
-        }),
-    )?;
+    recorder
+        .record(
+            session,
+            "call",
+            json!({
+                "service": verified.service,
+                "region": verified.region,
+                "operation": classified.operation,
+                "action": recorder.mask_text(&classified.call.summary()),
+                "decision": verdict.decision(),
+                "rule": rule,
+                "approval_id": approval_id,
+                "reason": reason.map(|r| recorder.mask_text(&r)),
+                "request": {
+                    "method": exact.method,
+                    "path": recorder.mask_text(exact.path),
+                    "query": recorder.mask_value(&exact.query_json()),
+                    "headers": recorder.mask_value(&shown_headers(exact.headers)),
+                    "content_type": content_type,
+                    "bytes": inspected.map(|b| b.len()),
+                    "body": body,
+                },
+            }),
+        )
+        .await?;
     Ok(())
 }
