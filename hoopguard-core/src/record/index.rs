@@ -173,12 +173,7 @@ impl Index {
 
     /// The sessions that match `q`, oldest first.
     pub fn search(&self, q: &Query, now: SystemTime) -> Result<Vec<SessionSummary>, RecordError> {
-        let since = q.since.map(|s| {
-            now.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .saturating_sub(s)
-                .as_millis() as i64
-        });
+        let since = q.since_ms(now);
         let mut stmt = self
             .conn
             .prepare(

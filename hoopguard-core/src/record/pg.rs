@@ -557,12 +557,7 @@ impl PgStore {
     /// them ([`Index::search`](super::Index)), from the columns each commit fills beside the
     /// events.
     pub fn search(&self, q: &Query, now: SystemTime) -> Result<Vec<SessionSummary>, RecordError> {
-        let since = q.since.map(|s| {
-            now.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .saturating_sub(s)
-                .as_millis() as i64
-        });
+        let since = q.since_ms(now);
         let subject = q.subject.as_deref().map(like);
         let action = q.action.as_deref().map(like);
         let decision = q.decision.clone();

@@ -21,6 +21,19 @@ pub struct Query {
     pub limit: Option<usize>,
 }
 
+impl Query {
+    /// The earliest last-event time `since` allows at `now`, in milliseconds since the epoch.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(super) fn since_ms(&self, now: std::time::SystemTime) -> Option<i64> {
+        self.since.map(|s| {
+            now.duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_sub(s)
+                .as_millis() as i64
+        })
+    }
+}
+
 /// One session as the index knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionSummary {
