@@ -326,9 +326,15 @@ async fn authorize(
         other => {
             let status = match other {
                 Verdict::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                Verdict::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::FORBIDDEN,
             };
-            (status, Json(other.refusal_json().unwrap_or_default())).into_response()
+            let mut resp = (status, Json(other.refusal_json().unwrap_or_default())).into_response();
+            if let Some(s) = other.retry_after_secs() {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, s.into());
+            }
+            resp
         }
     }
 }

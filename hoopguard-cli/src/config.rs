@@ -465,6 +465,10 @@ pub struct AwsConfig {
     /// Default: a key created in the data directory (`aws-gateway.key`).
     #[serde(default)]
     pub gateway_key: Option<String>,
+    /// Gateway keys of before a rotation: pseudo-credentials they minted are still accepted
+    /// (until they expire, at most `credentials_ttl`); new ones are minted with `gateway_key`.
+    #[serde(default)]
+    pub previous_gateway_keys: Vec<String>,
     /// How long pseudo-credentials last (never past the caller's token). Default `1h`.
     #[serde(
         default = "default_creds_ttl",
@@ -522,6 +526,7 @@ impl Default for AwsConfig {
     fn default() -> Self {
         AwsConfig {
             gateway_key: None,
+            previous_gateway_keys: Vec::new(),
             credentials_ttl: default_creds_ttl(),
             connections: BTreeMap::new(),
             upstream_timeout: default_upstream_timeout(),
@@ -734,6 +739,10 @@ pub struct PolicyConfig {
     /// `[[policy.rules]]`, in order. With none, every call is denied.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// `[[policy.limits]]`: rate limits and budgets per caller, counted per process (or, with
+    /// `[store]`, across replicas).
+    #[serde(default)]
+    pub limits: Vec<hoopguard_core::policy::LimitConfig>,
 }
 
 /// `[approvals]`.
@@ -1202,13 +1211,34 @@ impl Config {
             ));
         }
         if let Err(e) = self.compile_policy() {
+            let what = if e.list == "limits" { "limit" } else { "rule" };
             return Err((
-                format!("policy.rules[{}].{}", e.index, e.key),
-                format!("(rule `{}`) {}", e.name, e.message),
+                format!("policy.{}[{}].{}", e.list, e.index, e.key),
+                format!("({what} `{}`) {}", e.name, e.message),
             ));
         }
         if self.aws.gateway_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(("aws.gateway_key".into(), "must be at least 32 bytes".into()));
+        }
+        if !self.aws.previous_gateway_keys.is_empty() && self.aws.gateway_key.is_none() {
+            return Err((
+                "aws.previous_gateway_keys".into(),
+                "a rotation needs the new key too: set aws.gateway_key".into(),
+            ));
+        }
+        for (i, k) in self.aws.previous_gateway_keys.iter().enumerate() {
+            if k.len() < 32 {
+                return Err((
+                    format!("aws.previous_gateway_keys[{i}]"),
+                    "must be at least 32 bytes".into(),
+                ));
+            }
+            if Some(k) == self.aws.gateway_key.as_ref() {
+                return Err((
+                    format!("aws.previous_gateway_keys[{i}]"),
+                    "is the current gateway_key; list only the keys it replaces".into(),
+                ));
+            }
         }
         if self.aws.credentials_ttl < Duration::from_secs(300) {
             return Err((
@@ -1279,7 +1309,7 @@ impl Config {
 
     /// The compiled policy.
     pub fn compile_policy(&self) -> Result<Policy, hoopguard_core::policy::RuleError> {
-        Policy::compile(&self.policy.rules)
+        Policy::compile_with_limits(&self.policy.rules, &self.policy.limits)
     }
 
     /// The configured listeners with their names.
@@ -1392,6 +1422,19 @@ impl Config {
             counts[hoopguard_core::policy::Effect::Deny as usize],
             counts[hoopguard_core::policy::Effect::Approve as usize]
         ));
+        for l in &self.policy.limits {
+            out.push_str(&format!(
+                "  limit `{}`: at most {} calls per {} for each caller ({})\n",
+                l.name,
+                l.calls,
+                humantime::format_duration(l.per),
+                if self.store.is_shared() {
+                    "counted across replicas"
+                } else {
+                    "counted in this process"
+                }
+            ));
+        }
         out.push_str(&format!(
             "  mask: {} field names, {} custom rules, {} built-in rules off\n",
             self.mask.fields.len(),
@@ -1612,6 +1655,44 @@ audiences = ["hoopguard"]
         .unwrap_err();
         assert_eq!(e.key, "policy.rules[0].effect", "{e}");
         assert!(e.message.contains("unknown variant `permit`"), "{e}");
+    }
+
+    #[test]
+    fn previous_gateway_keys_need_the_new_key_and_32_bytes_each() {
+        let new = "gateway_key = \"${SECRET}\"\n";
+        let old = "previous_gateway_keys = [\"an-old-gateway-key-of-at-least-32-bytes\"]\n";
+        let cfg = parse(&format!("{ISSUER}[aws]\n{new}{old}")).unwrap();
+        assert_eq!(cfg.aws.previous_gateway_keys.len(), 1);
+        let e = parse(&format!("{ISSUER}[aws]\n{old}")).unwrap_err();
+        assert_eq!(e.key, "aws.previous_gateway_keys", "{e}");
+        let e = parse(&format!(
+            "{ISSUER}[aws]\n{new}previous_gateway_keys = [\"short\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "aws.previous_gateway_keys[0]", "{e}");
+        let e = parse(&format!(
+            "{ISSUER}[aws]\n{new}previous_gateway_keys = [\"${{SECRET}}\"]\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("is the current gateway_key"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_checked_and_named_by_their_key() {
+        let limit =
+            "[[policy.limits]]\nname = \"l\"\nactions = [\"s3:*\"]\ncalls = 0\nper = \"1m\"\n";
+        let e = parse(&format!("{ISSUER}{limit}")).unwrap_err();
+        assert_eq!(e.key, "policy.limits[0].calls", "{e}");
+        assert!(e.to_string().contains("(limit `l`)"), "{e}");
+        let ok = limit.replace("calls = 0", "calls = 5");
+        let cfg = parse(&format!("{ISSUER}{ok}")).unwrap();
+        let summary = cfg.summary(&Source::Quickstart);
+        assert!(
+            summary.contains(
+                "limit `l`: at most 5 calls per 1m for each caller (counted in this process)"
+            ),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
             hoopguard_core::duration::format(a.expires)
         ));
     }
+    if d.effect != hoopguard_core::policy::Effect::Deny {
+        for l in &e.limits {
+            out.push_str(&format!(
+                "limit:     counts against `{}` (at most {} calls per {} for each caller)\n",
+                l.limit,
+                l.calls,
+                hoopguard_core::duration::format(std::time::Duration::from_millis(l.per_ms))
+            ));
+        }
+    }
     if e.rules.is_empty() {
         out.push_str("rules:     none of this kind\n");
     } else {

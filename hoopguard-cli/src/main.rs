@@ -57,6 +57,16 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Ask a running gateway's health endpoint; exits 0 on `200`, 1 otherwise. For container
+    /// health checks, where the image has no shell and no curl.
+    Health {
+        /// The endpoint (plain HTTP).
+        #[arg(long, default_value = "http://127.0.0.1:8789/healthz")]
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Validate a configuration and print what it sets up. Exits 2 on an error.
     Check {
         /// The configuration file; without it, the built-in quickstart.
@@ -290,6 +300,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     match cli.command {
+        Command::Health { url, timeout } => match health(&url, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, &format!("{url}: {e}")),
+        },
         Command::Check { config } => match Config::load(config.as_deref()) {
             Ok((cfg, source)) => {
                 print!("{}", cfg.summary(&source));
@@ -720,6 +734,55 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// `GET url` over plain HTTP/1.1; `Ok` on a `200`.
+fn health(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// URLs are checked (the admin listener's own address)".into());
+    }
+    let host = uri.host().ok_or("the URL names no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .next()
+        .ok_or("cannot resolve the host")?;
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    conn.set_read_timeout(Some(timeout)).ok();
+    conn.set_write_timeout(Some(timeout)).ok();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nUser-Agent: hoopguard-health\r\n\r\n"
+    )
+    .map_err(|e| format!("cannot send: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() {
+        match conn.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(format!("no answer: {e}")),
+        }
+        if head[..n].contains(&b'\n') {
+            break;
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    if line.starts_with("HTTP/1.") && status == "200" {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered `{}`",
+            line.lines().next().unwrap_or("").trim()
+        ))
+    }
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

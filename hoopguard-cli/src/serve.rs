@@ -21,6 +21,7 @@ use hoopguard_core::approvals::webhook::Notifier;
 use hoopguard_core::approvals::{ApprovalStore, Approvals, PgStore, SqliteStore};
 use hoopguard_core::identity::dev::DevIssuer;
 use hoopguard_core::identity::{IssuerVerifier, Verifier};
+use hoopguard_core::policy::Policy;
 use hoopguard_core::shared::Database;
 use hoopguard_tower::metrics::{Metrics, MetricsLayer};
 use hoopguard_tower::policy::Guard;
@@ -166,6 +167,16 @@ pub async fn shared_store(cfg: &Config) -> Result<Option<Database>, String> {
     Ok(Some(db))
 }
 
+/// The guard: `policy` with the approvals store and the rate limits' counts — in the shared
+/// database when there is one (counted across replicas), else SQLite and this process's memory.
+pub fn guard(cfg: &Config, policy: Policy, shared: Option<&Database>) -> Result<Guard, String> {
+    let guard = Guard::new(policy, approvals(cfg, shared)?);
+    Ok(match shared {
+        Some(db) => guard.with_limit_store(Arc::new(db.clone())),
+        None => guard,
+    })
+}
+
 /// Opens the approvals store — the shared database when there is one, else SQLite in the data
 /// directory — and the webhooks.
 pub fn approvals(cfg: &Config, shared: Option<&Database>) -> Result<Approvals, String> {
@@ -276,13 +287,13 @@ pub async fn run_recording_into(
         tracing::warn!("the policy has no rules: every AWS and MCP call will be denied");
     }
     let shared = shared_store(&cfg).await?;
-    let guard = Guard::new(policy, approvals(&cfg, shared.as_ref())?)
-        .with_metrics(metrics.clone(), "gateway");
+    let guard = guard(&cfg, policy, shared.as_ref())?.with_metrics(metrics.clone(), "gateway");
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
     let minter = Arc::new(match &cfg.aws.gateway_key {
-        Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes()),
+        Some(k) => hoopguard_core::aws::Minter::new(k.as_bytes())
+            .with_previous(&cfg.aws.previous_gateway_keys),
         None => {
             let path = cfg.data_dir.join("aws-gateway.key");
             hoopguard_core::aws::Minter::load_or_create(&path).map_err(|e| {

@@ -18,7 +18,6 @@ use hoopguard_core::identity::Identity;
 use hoopguard_core::mask::Engine;
 use hoopguard_core::mcp::{Ask, error, filter_tools, parse_line, response_id};
 use hoopguard_tower::mcp::McpGuard;
-use hoopguard_tower::policy::Guard;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Mutex, mpsc};
@@ -57,7 +56,7 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
         .map_err(|e| format!("the token was refused: {e}"))?;
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
     let shared = crate::serve::shared_store(&cfg).await?;
-    let guard = Guard::new(policy, crate::serve::approvals(&cfg, shared.as_ref())?);
+    let guard = crate::serve::guard(&cfg, policy, shared.as_ref())?;
     let engine =
         Arc::new(Engine::new(&cfg.mask).map_err(|e| format!("mask.{}: {}", e.key, e.message))?);
     let recorder = crate::serve::share_revocations(

@@ -71,8 +71,8 @@ use bytes::Bytes;
 use hoopguard_core::identity::Identity;
 use hoopguard_core::mcp::sse::Events;
 use hoopguard_core::mcp::{
-    APPROVAL_PENDING, Ask, DENIED, HEADER_MISMATCH, Mirrored, PinCheck, Pins, RpcError,
-    UNAVAILABLE, check_mirrored, error, filter_tools, parse, response_id,
+    APPROVAL_PENDING, Ask, DENIED, HEADER_MISMATCH, Mirrored, PinCheck, Pins, RATE_LIMITED,
+    RpcError, UNAVAILABLE, check_mirrored, error, filter_tools, parse, response_id,
 };
 use hoopguard_core::policy::Call;
 use hoopguard_core::record::Recorder;
@@ -481,7 +481,8 @@ fn mirrored(headers: &http::HeaderMap) -> Result<Mirrored<'_>, RpcError> {
 /// Why a call is answered by hoopguard instead of the server.
 #[derive(Debug, Clone)]
 pub struct Refusal {
-    /// The JSON-RPC error code ([`DENIED`], [`APPROVAL_PENDING`], [`UNAVAILABLE`]).
+    /// The JSON-RPC error code ([`DENIED`], [`APPROVAL_PENDING`], [`UNAVAILABLE`],
+    /// [`RATE_LIMITED`]).
     pub code: i64,
     /// What the caller is told: the rule's reason, or how to get the call approved.
     pub message: String,
@@ -654,6 +655,11 @@ impl McpGuard {
                 code: UNAVAILABLE,
                 message,
                 data: json!({}),
+            },
+            Verdict::Throttled { ref rule, .. } => Refusal {
+                code: RATE_LIMITED,
+                data: json!({"rule": rule, "retry_after": verdict.retry_after_secs()}),
+                message,
             },
         })
     }
@@ -1137,6 +1143,33 @@ mod layer_tests {
             reviewed.decide(&who, &rm, "x").await.unwrap_err().code,
             DENIED
         );
+    }
+
+    #[tokio::test]
+    async fn a_caller_over_a_limit_gets_the_rate_limited_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "echo", "effect": "allow", "tools": ["echo"]},
+        ]))
+        .unwrap();
+        let limits: Vec<hoopguard_core::policy::LimitConfig> = serde_json::from_value(json!([
+            {"name": "one-an-hour", "tools": ["echo"], "calls": 1, "per": "1h"},
+        ]))
+        .unwrap();
+        let g = Guard::new(
+            Policy::compile_with_limits(&rules, &limits).unwrap(),
+            Approvals::new(Arc::new(
+                SqliteStore::open(&dir.path().join("a.sqlite")).unwrap(),
+            )),
+        );
+        let mcp = McpGuard::new(g, Arc::new(Pins::in_memory()), "s");
+        let call = Call::tool("echo", json!({}));
+        mcp.decide(&alice(), &call, "x").await.unwrap();
+        let refused = mcp.decide(&alice(), &call, "x").await.unwrap_err();
+        assert_eq!(refused.code, RATE_LIMITED, "{}", refused.message);
+        assert_eq!(refused.data["rule"], "one-an-hour");
+        assert!(refused.data["retry_after"].as_u64().unwrap() <= 3600);
+        assert!(refused.message.contains("retry in"), "{}", refused.message);
     }
 
     /// A recorder in `dir/rec`.

@@ -1,7 +1,10 @@
 //! Deciding each call, with human approval where the policy asks for it.
 //!
-//! [`Guard`] joins the compiled [`Policy`] (swappable at run time, for config reloads) and the
-//! [`Approvals`] workflow: [`Guard::authorize`] gives a [`Verdict`] for one call by one caller.
+//! [`Guard`] joins the compiled [`Policy`] (swappable at run time, for config reloads), the
+//! [`Approvals`] workflow and the counts of the policy's rate limits (a [`LimitStore`]: this
+//! process's memory by default, [`Guard::with_limit_store`] for a shared one):
+//! [`Guard::authorize`] gives a [`Verdict`] for one call by one caller, `Throttled` when an
+//! allowed call would pass one of its limits.
 //! [`PolicyLayer`] applies it to every request of a service: a [`Classify`] implementation says
 //! what the request does, and the layer answers `403` (denied, or waiting for approval with the
 //! approval id and the command that approves it) or `503` (the approval store failed: closed,
@@ -58,7 +61,9 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use hoopguard_core::approvals::{Approvals, Asked, Gate};
 use hoopguard_core::identity::Identity;
-use hoopguard_core::policy::{ApprovalSpec, Call, Effect, Policy};
+use hoopguard_core::policy::{
+    ApprovalSpec, Call, Effect, LimitKey, LimitStore, MemoryLimits, Policy, Take,
+};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -71,11 +76,12 @@ use crate::metrics::Metrics;
 /// says.
 pub use hoopguard_core::approvals::Verdict;
 
-/// Policy plus approvals: decides calls. Cheap to clone.
+/// Policy plus approvals plus rate limits: decides calls. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Guard {
     policy: Arc<ArcSwap<Policy>>,
     approvals: Approvals,
+    limits: Arc<dyn LimitStore>,
     metrics: Option<(Arc<Metrics>, &'static str)>,
 }
 
@@ -85,8 +91,15 @@ impl Guard {
         Guard {
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             approvals,
+            limits: Arc::new(MemoryLimits::default()),
             metrics: None,
         }
+    }
+
+    /// Counts the policy's rate limits in `store` (default: [`MemoryLimits`], per process).
+    pub fn with_limit_store(mut self, store: Arc<dyn LimitStore>) -> Self {
+        self.limits = store;
+        self
     }
 
     /// Counts decisions in `metrics` under `listener`.
@@ -125,23 +138,45 @@ impl Guard {
         call: &Call,
         asked: impl FnOnce() -> Option<Asked>,
     ) -> Verdict {
-        let decision = self.policy.load().decide(who, call);
+        let (decision, limits) = {
+            let policy = self.policy.load();
+            let decision = policy.decide(who, call);
+            let limits = match decision.effect {
+                Effect::Deny => Vec::new(),
+                _ => policy.limits_for(who, call),
+            };
+            (decision, limits)
+        };
         let verdict = match (decision.effect, &decision.approval) {
-            (Effect::Allow, _) => Verdict::Allow {
-                rule: decision.rule,
-                approval_id: None,
+            (Effect::Allow, _) => match self.count(&limits, Take::IfRoom).await {
+                Some(refused) => refused,
+                None => Verdict::Allow {
+                    rule: decision.rule,
+                    approval_id: None,
+                },
             },
             (Effect::Approve, Some(spec)) => {
+                // A call over its limit asks no approver; one that is granted counts.
+                if let Some(refused) = self.count(&limits, Take::Peek).await {
+                    return self.decided(who, call, refused);
+                }
                 let asked = asked();
-                self.gate(
-                    who,
-                    call,
-                    spec,
-                    asked.as_ref(),
-                    decision.rule,
-                    decision.reason,
-                )
-                .await
+                let verdict = self
+                    .gate(
+                        who,
+                        call,
+                        spec,
+                        asked.as_ref(),
+                        decision.rule,
+                        decision.reason,
+                    )
+                    .await;
+                match verdict {
+                    Verdict::Allow { .. } => {
+                        self.count(&limits, Take::Always).await.unwrap_or(verdict)
+                    }
+                    other => other,
+                }
             }
             _ => Verdict::Deny {
                 rule: decision.rule,
@@ -149,6 +184,31 @@ impl Guard {
             },
         };
         self.decided(who, call, verdict)
+    }
+
+    /// Counts a call against `limits`: `Some` refusal when one is used up (or the store
+    /// failed: closed, never open).
+    async fn count(&self, limits: &[LimitKey], mode: Take) -> Option<Verdict> {
+        if limits.is_empty() {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match self.limits.take(limits, now, mode).await {
+            Ok(None) => None,
+            Ok(Some(hit)) => Some(Verdict::Throttled {
+                rule: hit.limit,
+                retry_after: hit.retry_after,
+                reason: hit.reason,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "rate-limit store failed; refusing the call");
+                Some(Verdict::Unavailable {
+                    reason: e.to_string(),
+                })
+            }
+        }
     }
 
     /// Whether `who` should see tool `name` listed (see [`Policy::lists_tool`]).
@@ -201,7 +261,7 @@ impl Guard {
     fn decided(&self, who: &Identity, call: &Call, verdict: Verdict) -> Verdict {
         let summary = self.approvals.masker().mask_text(&call.summary());
         tracing::info!(subject = %who.subject, call = %summary, decision = verdict.decision(),
-            rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), _ => None },
+            rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), Verdict::Throttled { rule, .. } => Some(rule.clone()), _ => None },
             "decided");
         if let Some((m, listener)) = &self.metrics {
             m.record_decision(listener, verdict.decision());
@@ -306,9 +366,15 @@ where
             if let Some(body) = verdict.refusal_json() {
                 let status = match verdict {
                     Verdict::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    Verdict::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                     _ => StatusCode::FORBIDDEN,
                 };
-                return Ok(json_response(status, &body));
+                let mut resp = json_response(status, &body);
+                if let Some(s) = verdict.retry_after_secs() {
+                    resp.headers_mut()
+                        .insert(http::header::RETRY_AFTER, s.into());
+                }
+                return Ok(resp);
             }
             let mut req = Request::from_parts(parts, body);
             req.extensions_mut().insert(verdict);
@@ -524,6 +590,67 @@ mod tests {
         let (s, body, reached) = call(&g, Some(who("alice", &[])), Some("rm")).await;
         assert_eq!((s, reached), (StatusCode::SERVICE_UNAVAILABLE, false));
         assert_eq!(body["decision"], "error");
+    }
+
+    #[tokio::test]
+    async fn a_caller_over_its_limit_is_throttled_and_others_are_not() {
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "echo", "effect": "allow", "tools": ["echo"]},
+            {"name": "rm", "effect": "approve", "tools": ["rm"], "approvers": ["managers"]},
+        ]))
+        .unwrap();
+        let limits: Vec<hoopguard_core::policy::LimitConfig> = serde_json::from_value(json!([
+            {"name": "two-a-minute", "tools": ["*"], "calls": 2, "per": "1m"},
+        ]))
+        .unwrap();
+        let g = Guard::new(
+            Policy::compile_with_limits(&rules, &limits).unwrap(),
+            Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
+        );
+        let alice = who("alice", &[]);
+        for _ in 0..2 {
+            let (s, _, reached) = call(&g, Some(alice.clone()), Some("echo")).await;
+            assert_eq!((s, reached), (StatusCode::OK, true));
+        }
+        let (s, body, reached) = call(&g, Some(alice.clone()), Some("echo")).await;
+        assert_eq!((s, reached), (StatusCode::TOO_MANY_REQUESTS, false));
+        assert_eq!(body["error"], "rate_limited");
+        assert_eq!(body["rule"], "two-a-minute");
+        let secs = body["retry_after"].as_u64().unwrap();
+        assert!((1..=60).contains(&secs), "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("at most 2 calls per 1m")
+        );
+        // A call over the limit asks no approver.
+        let (s, body, _) = call(&g, Some(alice.clone()), Some("rm")).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+        );
+        assert!(
+            g.approvals()
+                .store()
+                .list(None, 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Denied calls are not throttled: they are denied.
+        let (s, body, _) = call(&g, Some(alice), Some("curl")).await;
+        assert_eq!(
+            (s, body["decision"].as_str()),
+            (StatusCode::FORBIDDEN, Some("deny"))
+        );
+        // The twin: another caller has their own count.
+        let (s, _, reached) = call(&g, Some(who("bob", &[])), Some("echo")).await;
+        assert_eq!((s, reached), (StatusCode::OK, true));
+        // A reloaded policy keeps the count.
+        g.swap_policy(Policy::compile_with_limits(&rules, &limits).unwrap());
+        let (s, _, _) = call(&g, Some(who("alice", &[])), Some("echo")).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]

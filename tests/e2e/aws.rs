@@ -136,13 +136,18 @@ fn aws(gw: &Gateway, token_file: &Path, args: &[&str], extra: &[(&str, &str)]) -
 }
 
 /// `aws …` that must succeed; returns its output.
-fn aws_ok(gw: &Gateway, token_file: &Path, args: &[&str]) -> String {
+pub(crate) fn aws_ok(gw: &Gateway, token_file: &Path, args: &[&str]) -> String {
     let (ok, out) = aws(gw, token_file, args, &[]);
     assert!(ok, "aws {args:?} failed: {out}");
     out
 }
 
-fn python(gw: &Gateway, token_file: &Path, script: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn python(
+    gw: &Gateway,
+    token_file: &Path,
+    script: &str,
+    args: &[&str],
+) -> (bool, String) {
     let mut cmd = Command::new(venv().join("bin/python"));
     cmd.arg(root().join("tests/peers").join(script)).args(args);
     agent_env(&mut cmd, gw, token_file);

@@ -94,6 +94,12 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     assert_eq!(health.text().unwrap(), "ok\n");
     let ready = http.get(gw.url(gw.admin, "/readyz")).send().unwrap();
     assert_eq!(ready.status(), 200);
+    // `hoopguard health`, the container image's health check: 0 on a 200, 1 otherwise.
+    let (st, _, err) = run_hoopguard(&["health", "--url", &gw.url(gw.admin, "/healthz")], &[]);
+    assert!(st.success(), "{err}");
+    let (st, _, err) = run_hoopguard(&["health", "--url", &gw.url(gw.admin, "/nowhere")], &[]);
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("answered `HTTP/1.1 404"), "{err}");
     // The development issuer serves its discovery document and keys.
     let disc: serde_json::Value = http
         .get(gw.url(gw.admin, "/dev/.well-known/openid-configuration"))
@@ -140,8 +146,12 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         "{metrics}"
     );
 
+    let health_url = gw.url(gw.admin, "/healthz");
     let status = gw.proc.terminate(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
+    let (st, _, err) = run_hoopguard(&["health", "--url", &health_url, "--timeout", "1s"], &[]);
+    assert_eq!(st.code(), Some(1), "a stopped gateway is not healthy");
+    assert!(err.contains("cannot connect"), "{err}");
     let log = gw.proc.output();
     for line in log.lines() {
         let v: serde_json::Value = serde_json::from_str(line)

@@ -11,6 +11,8 @@ mod limits;
 mod mask;
 mod mcp;
 mod oidc;
+mod policies;
+mod rate_limits;
 mod replicas;
 mod sessions;
 mod support;

@@ -626,6 +626,16 @@ pub enum Verdict {
         /// What failed.
         reason: String,
     },
+    /// A rate limit or budget is used up for this caller; the call is refused until its window
+    /// ends.
+    Throttled {
+        /// The limit's name.
+        rule: String,
+        /// Until the limit's window ends.
+        retry_after: std::time::Duration,
+        /// Why, for the caller.
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -636,6 +646,17 @@ impl Verdict {
             Verdict::Deny { .. } => "deny",
             Verdict::Pending { .. } => "approve",
             Verdict::Unavailable { .. } => "error",
+            Verdict::Throttled { .. } => "throttle",
+        }
+    }
+
+    /// Whole seconds until a throttled call may be retried (at least 1); `None` otherwise.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Verdict::Throttled { retry_after, .. } => {
+                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
+            }
+            _ => None,
         }
     }
 
@@ -650,6 +671,9 @@ impl Verdict {
                 Some(reason.clone()),
             ),
             Verdict::Unavailable { reason } => (None, None, Some(reason.clone())),
+            Verdict::Throttled { rule, reason, .. } => {
+                (Some(rule.clone()), None, Some(reason.clone()))
+            }
         }
     }
 
@@ -666,6 +690,10 @@ impl Verdict {
             )),
             Verdict::Unavailable { reason } => Some(format!(
                 "the call was refused because the approval store failed ({reason}); try again later"
+            )),
+            Verdict::Throttled { reason, .. } => Some(format!(
+                "{reason}; retry in {} s",
+                self.retry_after_secs().unwrap_or(1)
             )),
         }
     }
@@ -689,6 +717,10 @@ impl Verdict {
             }),
             Verdict::Unavailable { .. } => serde_json::json!({
                 "error": "unavailable", "decision": "error", "message": message,
+            }),
+            Verdict::Throttled { rule, .. } => serde_json::json!({
+                "error": "rate_limited", "decision": "throttle", "rule": rule,
+                "retry_after": self.retry_after_secs(), "message": message,
             }),
         })
     }

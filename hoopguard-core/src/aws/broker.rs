@@ -375,6 +375,7 @@ mod tests {
             ns: None,
             sealed: None,
             web_identity: None,
+            key: 0,
         };
         let empty = Brokered {
             access_key_id: String::new(),

@@ -113,6 +113,10 @@ pub struct Session {
     /// [`Session::sealed`] opened by [`Minter::open`]: never serialized, never in `Debug`.
     #[serde(skip)]
     pub web_identity: Option<std::sync::Arc<broker::Brokered>>,
+    /// Which of the minter's keys sealed the session (0: the current one; more: a previous
+    /// one still accepted during a rotation). Set by [`Minter::open`]; never serialized.
+    #[serde(skip)]
+    pub key: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -187,9 +191,11 @@ pub enum CredError {
     TooShort,
 }
 
-/// Mints and opens pseudo-credentials with the gateway key.
+/// Mints and opens pseudo-credentials with the gateway key. During a key rotation it also
+/// opens (never mints) credentials sealed with previous keys ([`Minter::with_previous`]).
 pub struct Minter {
-    key: hmac::Key,
+    /// The current key, then the previous ones.
+    keys: Vec<hmac::Key>,
 }
 
 impl std::fmt::Debug for Minter {
@@ -211,8 +217,20 @@ impl Minter {
     /// between replicas).
     pub fn new(key: &[u8]) -> Self {
         Minter {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+            keys: vec![hmac::Key::new(hmac::HMAC_SHA256, key)],
         }
+    }
+
+    /// Also accepts credentials minted with these previous gateway keys, until they expire:
+    /// replicas given the new key as current and the old one here accept what either minted,
+    /// so a rotation cuts no agent off. New credentials are always minted with the current key.
+    pub fn with_previous<K: AsRef<[u8]>>(mut self, previous: &[K]) -> Self {
+        self.keys.extend(
+            previous
+                .iter()
+                .map(|k| hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())),
+        );
+        self
     }
 
     /// A minter whose key lives at `path` (32 random bytes, created on first use, mode 0600).
@@ -231,8 +249,13 @@ impl Minter {
         Ok(Minter::new(&key))
     }
 
-    fn derive(&self, label: &str, sid: &str) -> Vec<u8> {
-        hmac::sign(&self.key, format!("{label}\n{sid}").as_bytes())
+    /// The current key, or the one that sealed a session.
+    fn key(&self, index: usize) -> &hmac::Key {
+        self.keys.get(index).unwrap_or(&self.keys[0])
+    }
+
+    fn derive(&self, key: usize, label: &str, sid: &str) -> Vec<u8> {
+        hmac::sign(self.key(key), format!("{label}\n{sid}").as_bytes())
             .as_ref()
             .to_vec()
     }
@@ -261,6 +284,7 @@ impl Minter {
             ns: who.namespace.clone(),
             sealed: None,
             web_identity: None,
+            key: 0,
         })
     }
 
@@ -270,7 +294,7 @@ impl Minter {
         let mut nonce = [0u8; aead::NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CredError::Forged)?;
         let mut buf = plain;
-        self.seal_key()
+        self.seal_key(0)
             .seal_in_place_append_tag(
                 aead::Nonce::assume_unique_for_key(nonce),
                 aead::Aad::from(session.sid.as_bytes()),
@@ -284,7 +308,7 @@ impl Minter {
         Ok(())
     }
 
-    fn unseal(&self, sid: &str, sealed: &str) -> Result<broker::Brokered, CredError> {
+    fn unseal(&self, key: usize, sid: &str, sealed: &str) -> Result<broker::Brokered, CredError> {
         let raw = B64.decode(sealed).map_err(|_| CredError::Forged)?;
         if raw.len() < aead::NONCE_LEN {
             return Err(CredError::Forged);
@@ -293,15 +317,15 @@ impl Minter {
         let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CredError::Forged)?;
         let mut buf = rest.to_vec();
         let plain = self
-            .seal_key()
+            .seal_key(key)
             .open_in_place(nonce, aead::Aad::from(sid.as_bytes()), &mut buf)
             .map_err(|_| CredError::Forged)?;
         let c: SealedCreds = serde_json::from_slice(plain).map_err(|_| CredError::Forged)?;
         Ok(c.into_brokered())
     }
 
-    fn seal_key(&self) -> aead::LessSafeKey {
-        let k = hmac::sign(&self.key, b"seal\nweb-identity credentials");
+    fn seal_key(&self, key: usize) -> aead::LessSafeKey {
+        let k = hmac::sign(self.key(key), b"seal\nweb-identity credentials");
         // HMAC-SHA256 gives exactly the 32 bytes AES-256 takes.
         let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, k.as_ref())
             .expect("an HMAC-SHA256 tag is a valid AES-256 key");
@@ -319,17 +343,21 @@ impl Minter {
         Ok(self.issue(&self.session(who, connection, ttl)?))
     }
 
-    /// The pseudo-credentials carrying `session`.
+    /// The pseudo-credentials carrying `session`, sealed with the current key.
     pub fn issue(&self, session: &Session) -> PseudoCredentials {
         let exp = session.exp;
         let payload = B64.encode(serde_json::to_vec(&session).unwrap_or_default());
         let mac = B64.encode(hmac::sign(
-            &self.key,
+            self.key(0),
             format!("token\n{payload}").as_bytes(),
         ));
+        let current = Session {
+            key: 0,
+            ..session.clone()
+        };
         PseudoCredentials {
-            access_key_id: self.access_key_id(session),
-            secret_access_key: self.secret(session),
+            access_key_id: self.access_key_id(&current),
+            secret_access_key: self.secret(&current),
             token: format!("hg1.{payload}.{mac}"),
             expiration: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(exp))
                 .to_string(),
@@ -341,8 +369,12 @@ impl Minter {
         let rest = token.strip_prefix("hg1.").ok_or(CredError::Forged)?;
         let (payload, mac) = rest.split_once('.').ok_or(CredError::Forged)?;
         let mac = B64.decode(mac).map_err(|_| CredError::Forged)?;
-        hmac::verify(&self.key, format!("token\n{payload}").as_bytes(), &mac)
-            .map_err(|_| CredError::Forged)?;
+        let signed = format!("token\n{payload}");
+        let key = self
+            .keys
+            .iter()
+            .position(|k| hmac::verify(k, signed.as_bytes(), &mac).is_ok())
+            .ok_or(CredError::Forged)?;
         let mut session: Session = B64
             .decode(payload)
             .ok()
@@ -351,8 +383,13 @@ impl Minter {
         if unix(SystemTime::now()) >= session.exp {
             return Err(CredError::Expired);
         }
+        session.key = key;
         if let Some(sealed) = &session.sealed {
-            session.web_identity = Some(std::sync::Arc::new(self.unseal(&session.sid, sealed)?));
+            session.web_identity = Some(std::sync::Arc::new(self.unseal(
+                key,
+                &session.sid,
+                sealed,
+            )?));
         }
         Ok(session)
     }
@@ -360,7 +397,7 @@ impl Minter {
     /// The access key id of `session`: `HGPK` and 16 base32 characters.
     pub fn access_key_id(&self, session: &Session) -> String {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let d = self.derive("akid", &session.sid);
+        let d = self.derive(session.key, "akid", &session.sid);
         let tail: String = d[..16]
             .iter()
             .map(|b| A[(*b & 31) as usize] as char)
@@ -370,7 +407,11 @@ impl Minter {
 
     /// The secret access key of `session` (40 characters, like AWS's).
     pub fn secret(&self, session: &Session) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.derive("secret", &session.sid))[..40]
+        base64::engine::general_purpose::STANDARD.encode(self.derive(
+            session.key,
+            "secret",
+            &session.sid,
+        ))[..40]
             .to_string()
     }
 }

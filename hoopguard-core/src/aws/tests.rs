@@ -383,3 +383,46 @@ fn web_identity_credentials_travel_sealed_and_only_a_gateway_with_the_key_opens_
         "{shown}"
     );
 }
+
+#[test]
+fn a_rotated_gateway_accepts_what_the_old_key_minted_and_mints_with_the_new() {
+    let (old, new) = ([5u8; 32], [6u8; 32]);
+    let before = Minter::new(&old);
+    let rotated = Minter::new(&new).with_previous(&[old]);
+    // An agent's credentials from before the rotation, with sealed web-identity credentials.
+    let mut session = before
+        .session(&alice(3600), "federated", Duration::from_secs(900))
+        .unwrap();
+    let sts = broker::Brokered {
+        access_key_id: "ASIAROTATION00000000".into(),
+        secret_access_key: "sts-secret".into(),
+        session_token: None,
+        expires: None,
+    };
+    before.seal(&mut session, &sts).unwrap();
+    let creds = before.issue(&session);
+    // The rotated gateway verifies a request signed with them and opens the seal.
+    let s = Signed::new(&creds, &creds.secret_access_key, "a=1");
+    let v = s.verify(&rotated, "a=1").unwrap();
+    assert_eq!(v.session.key, 1);
+    assert_eq!(v.session.web_identity.as_deref(), Some(&sts));
+    // What it mints now is the new key's: the old gateway refuses it, the new alone accepts it.
+    let fresh = rotated
+        .mint(&alice(3600), "default", Duration::from_secs(900))
+        .unwrap();
+    assert_eq!(before.open(&fresh.token), Err(CredError::Forged));
+    let s = Signed::new(&fresh, &fresh.secret_access_key, "a=1");
+    assert_eq!(s.verify(&rotated, "a=1").unwrap().session.key, 0);
+    assert!(s.verify(&Minter::new(&new), "a=1").is_ok());
+    // Once the old key is dropped, its credentials are refused (the twin of the first check).
+    let s = Signed::new(&creds, &creds.secret_access_key, "a=1");
+    assert!(matches!(
+        s.verify(&Minter::new(&new), "a=1"),
+        Err(SigError::UnknownKey)
+    ));
+    // The old secret does not verify as a new-key credential (keys never mix).
+    let mut forged = creds.clone();
+    forged.secret_access_key = fresh.secret_access_key.clone();
+    let s = Signed::new(&forged, &forged.secret_access_key, "a=1");
+    assert!(s.verify(&rotated, "a=1").is_err());
+}

@@ -54,6 +54,9 @@ pub const DENIED: i64 = -32001;
 pub const APPROVAL_PENDING: i64 = -32002;
 /// hoopguard: the call could not be decided or recorded (fail closed).
 pub const UNAVAILABLE: i64 = -32003;
+/// hoopguard: a rate limit or budget of the caller is used up; `data.retry_after` says when
+/// to try again (seconds).
+pub const RATE_LIMITED: i64 = -32004;
 
 /// What one message asks of the guard.
 #[derive(Debug, Clone, PartialEq)]

@@ -40,6 +40,9 @@
 //! ```
 
 mod glob;
+mod limits;
+
+pub use limits::{LimitConfig, LimitError, LimitHit, LimitKey, LimitStore, MemoryLimits, Take};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -225,10 +228,12 @@ pub struct ApprovalSpec {
     pub hold: Option<Duration>,
 }
 
-/// A policy mistake, naming the rule and the key.
+/// A policy mistake, naming the rule (or limit) and the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("rules[{index}] (`{name}`).{key}: {message}")]
+#[error("{list}[{index}] (`{name}`).{key}: {message}")]
 pub struct RuleError {
+    /// `rules` or `limits`.
+    pub list: &'static str,
     /// Position in the list.
     pub index: usize,
     /// The rule's name.
@@ -435,6 +440,8 @@ pub struct Explanation {
     pub decision: Decision,
     /// Each rule of the same kind (AWS or MCP), in order.
     pub rules: Vec<RuleVerdict>,
+    /// The limits the call counts against, if it is allowed.
+    pub limits: Vec<LimitKey>,
 }
 
 enum Cond {
@@ -526,6 +533,8 @@ impl Index {
 /// A compiled policy. Immutable; swap a whole new one in to reload.
 pub struct Policy {
     rules: Vec<Rule>,
+    /// `[[policy.limits]]`: each a deny-like matcher with its size.
+    limits: Vec<(Rule, u32, Duration)>,
     aws: Index,
     tools: Index,
     uris: Vec<u32>,
@@ -536,6 +545,7 @@ impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
             .field("rules", &self.rules.len())
+            .field("limits", &self.limits.len())
             .finish_non_exhaustive()
     }
 }
@@ -561,53 +571,93 @@ impl Policy {
     pub fn compile(configs: &[RuleConfig]) -> Result<Policy, RuleError> {
         let mut p = Policy {
             rules: Vec::with_capacity(configs.len()),
+            limits: Vec::new(),
             aws: Index::default(),
             tools: Index::default(),
             uris: Vec::new(),
             prompts: Vec::new(),
         };
-        let mut names = HashMap::new();
-        for (index, cfg) in configs.iter().enumerate() {
-            let err = |key: &'static str, message: String| RuleError {
-                index,
-                name: cfg.name.clone(),
-                key,
-                message,
-            };
-            if cfg.name.trim().is_empty() {
-                return Err(err("name", "must not be empty".into()));
-            }
-            if let Some(first) = names.insert(cfg.name.clone(), index) {
-                return Err(err("name", format!("is also the name of rules[{first}]")));
-            }
-            let rule = compile_rule(cfg).map_err(|(k, m)| err(k, m))?;
-            let id = index as u32;
-            match &rule.target {
-                Target::Aws { actions, .. } => {
-                    for a in actions {
-                        p.aws.add(a, id);
+        compile_named(
+            "rules",
+            configs,
+            |c| &c.name,
+            |index, cfg| {
+                let rule = compile_rule(cfg)?;
+                let id = index as u32;
+                match &rule.target {
+                    Target::Aws { actions, .. } => {
+                        for a in actions {
+                            p.aws.add(a, id);
+                        }
+                    }
+                    Target::Mcp {
+                        tools,
+                        uris,
+                        prompts,
+                        ..
+                    } => {
+                        for t in tools {
+                            p.tools.add(t, id);
+                        }
+                        if !uris.is_empty() {
+                            p.uris.push(id);
+                        }
+                        if !prompts.is_empty() {
+                            p.prompts.push(id);
+                        }
                     }
                 }
-                Target::Mcp {
-                    tools,
-                    uris,
-                    prompts,
-                    ..
-                } => {
-                    for t in tools {
-                        p.tools.add(t, id);
-                    }
-                    if !uris.is_empty() {
-                        p.uris.push(id);
-                    }
-                    if !prompts.is_empty() {
-                        p.prompts.push(id);
-                    }
-                }
-            }
-            p.rules.push(rule);
-        }
+                p.rules.push(rule);
+                Ok(())
+            },
+        )?;
         Ok(p)
+    }
+
+    /// [`Policy::compile`], with rate limits and budgets ([`LimitConfig`]).
+    pub fn compile_with_limits(
+        rules: &[RuleConfig],
+        limits: &[LimitConfig],
+    ) -> Result<Policy, RuleError> {
+        let mut p = Policy::compile(rules)?;
+        compile_named(
+            "limits",
+            limits,
+            |c| &c.name,
+            |_, cfg| {
+                cfg.check()?;
+                let rule = compile_rule(&cfg.as_rule())?;
+                p.limits.push((rule, cfg.calls, cfg.per));
+                Ok(())
+            },
+        )?;
+        Ok(p)
+    }
+
+    /// The limits `call` by `who` counts against (see [`LimitConfig`]): each limit whose
+    /// callers and calls match it, as a deny rule would. Empty without limits.
+    pub fn limits_for(&self, who: &Identity, call: &Call) -> Vec<LimitKey> {
+        if self.limits.is_empty() {
+            return Vec::new();
+        }
+        self.limits
+            .iter()
+            .filter(|(rule, ..)| principal_mismatch(rule, who).is_none() && counts(rule, call))
+            .map(|(rule, calls, per)| LimitKey {
+                limit: rule.name.clone(),
+                principal: who.principal(),
+                calls: *calls,
+                per_ms: (per.as_millis() as u64).max(1),
+                reason: rule.reason.clone().unwrap_or_else(|| {
+                    format!(
+                        "limit `{}`: at most {calls} calls per {} for `{}`",
+                        rule.name,
+                        humantime::format_duration(*per),
+                        who.subject
+                    )
+                }),
+            })
+            .collect()
     }
 
     /// The number of rules.
@@ -802,7 +852,62 @@ impl Policy {
                 }
             })
             .collect();
-        Explanation { decision, rules }
+        Explanation {
+            decision,
+            rules,
+            limits: self.limits_for(who, call),
+        }
+    }
+}
+
+/// Runs `compile` on each entry of the list named `list`, after checking its name is set and
+/// unique; an error names the list, the entry's position and name, and the key.
+fn compile_named<T>(
+    list: &'static str,
+    items: &[T],
+    name: impl Fn(&T) -> &str,
+    mut compile: impl FnMut(usize, &T) -> Result<(), (&'static str, String)>,
+) -> Result<(), RuleError> {
+    let mut names = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let n = name(item);
+        let err = |(key, message): (&'static str, String)| RuleError {
+            list,
+            index,
+            name: n.to_string(),
+            key,
+            message,
+        };
+        if n.trim().is_empty() {
+            return Err(err(("name", "must not be empty".into())));
+        }
+        if let Some(first) = names.insert(n.to_string(), index) {
+            return Err(err((
+                "name",
+                format!("is also the name of {list}[{first}]"),
+            )));
+        }
+        compile(index, item).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Whether `call` is one `rule` (a limit's matcher) counts: any of its actions on any of its
+/// resources, or the MCP call.
+fn counts(rule: &Rule, call: &Call) -> bool {
+    match call {
+        Call::Aws { actions, region } => actions.iter().any(|a| {
+            let action = a.action.to_ascii_lowercase();
+            let level = a.access.as_deref();
+            if a.resources.is_empty() {
+                aws_mismatch(rule, &action, level, None, region.as_deref()).is_none()
+            } else {
+                a.resources.iter().any(|r| {
+                    aws_mismatch(rule, &action, level, Some(r), region.as_deref()).is_none()
+                })
+            }
+        }),
+        _ => mcp_mismatch(rule, call).is_none(),
     }
 }
 

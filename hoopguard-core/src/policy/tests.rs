@@ -528,3 +528,120 @@ fn groups_and_subjects_of_several_issuers_never_collide() {
     assert_eq!(p.decide(&partner, &list).effect, Effect::Deny);
     assert_eq!(partner.principal(), "partner:alice");
 }
+
+fn limits(toml_text: &str) -> Result<Policy, RuleError> {
+    let t: toml::Table = toml::from_str(toml_text).unwrap();
+    let limits: Vec<LimitConfig> = t["limits"].clone().try_into().unwrap();
+    Policy::compile_with_limits(&[], &limits)
+}
+
+#[test]
+fn limits_count_what_they_match_as_a_deny_rule_would() {
+    let p = limits(
+        r#"
+        [[limits]]
+        name = "writes-per-day"
+        access = ["Write"]
+        calls = 100
+        per = "1d"
+
+        [[limits]]
+        name = "agents-s3-deletes"
+        groups = ["agents"]
+        actions = ["s3:DeleteObject*"]
+        resources = ["arn:aws:s3:::prod-*"]
+        calls = 5
+        per = "1m"
+        reason = "slow down"
+
+        [[limits]]
+        name = "big-queries"
+        tools = ["query"]
+        args = [{ pointer = "/rows", gt = 1000 }]
+        calls = 1
+        per = "10s"
+        "#,
+    )
+    .unwrap();
+    let agent = who("agent-7", &["agents"]);
+    let dev = who("dev", &["dev"]);
+    let names = |p: &Policy, w: &Identity, c: &Call| -> Vec<String> {
+        p.limits_for(w, c).into_iter().map(|k| k.limit).collect()
+    };
+    let mut delete = Call::aws("s3:DeleteObject", &["arn:aws:s3:::prod-data/k"], None);
+    if let Call::Aws { actions, .. } = &mut delete {
+        actions[0].access = Some("Write".into());
+    }
+    assert_eq!(
+        names(&p, &agent, &delete),
+        ["writes-per-day", "agents-s3-deletes"]
+    );
+    // Another group: only the limit for everyone.
+    assert_eq!(names(&p, &dev, &delete), ["writes-per-day"]);
+    // Another bucket: not the S3 limit.
+    let mut other = Call::aws("s3:DeleteObject", &["arn:aws:s3:::scratch/k"], None);
+    if let Call::Aws { actions, .. } = &mut other {
+        actions[0].access = Some("Write".into());
+    }
+    assert_eq!(names(&p, &agent, &other), ["writes-per-day"]);
+    // A resource that cannot be derived counts (what cannot be read is never exempt), and so
+    // does an action of unknown access level.
+    let unknown = Call::aws("s3:DeleteObject", &[], None);
+    assert_eq!(
+        names(&p, &agent, &unknown),
+        ["writes-per-day", "agents-s3-deletes"]
+    );
+    // A read counts against none.
+    let mut read = Call::aws("s3:GetObject", &["arn:aws:s3:::prod-data/k"], None);
+    if let Call::Aws { actions, .. } = &mut read {
+        actions[0].access = Some("Read".into());
+    }
+    assert!(names(&p, &agent, &read).is_empty());
+    // MCP limits with argument conditions.
+    assert_eq!(
+        names(&p, &dev, &Call::tool("query", json!({"rows": 5000}))),
+        ["big-queries"]
+    );
+    assert!(names(&p, &dev, &Call::tool("query", json!({"rows": 10}))).is_empty());
+
+    let keys = p.limits_for(&agent, &delete);
+    assert_eq!(keys[1].per_ms, 60_000);
+    assert_eq!(keys[1].calls, 5);
+    assert_eq!(keys[1].reason, "slow down");
+    assert_eq!(keys[1].principal, agent.principal());
+    assert!(
+        keys[0].reason.contains("at most 100 calls per 1day"),
+        "{}",
+        keys[0].reason
+    );
+    // Explain names them.
+    let e = p.explain(&agent, &delete);
+    assert_eq!(e.limits.len(), 2);
+}
+
+#[test]
+fn bad_limits_are_errors_naming_the_limit() {
+    let base = "[[limits]]\nname = \"l\"\nactions = [\"s3:*\"]\n";
+    let e = limits(&format!("{base}calls = 0\nper = \"1m\"\n")).unwrap_err();
+    assert_eq!((e.list, e.index, e.key), ("limits", 0, "calls"));
+    assert!(e.to_string().starts_with("limits[0] (`l`).calls:"), "{e}");
+    let e = limits(&format!("{base}calls = 5\nper = \"0s\"\n")).unwrap_err();
+    assert_eq!(e.key, "per");
+    let e = limits(&format!("{base}calls = 5\nper = \"400d\"\n")).unwrap_err();
+    assert_eq!(e.key, "per");
+    let e = limits("[[limits]]\nname = \"l\"\ncalls = 5\nper = \"1m\"\n").unwrap_err();
+    assert_eq!(e.key, "actions", "a limit that matches nothing");
+    let e = limits(&format!(
+        "{base}calls = 5\nper = \"1m\"\n[[limits]]\nname = \"l\"\ntools = [\"t\"]\ncalls = 1\nper = \"1s\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!((e.index, e.key), (1, "name"));
+    let t: toml::Table = toml::from_str(&format!(
+        "{base}calls = 5\nper = \"1m\"\neffect = \"deny\"\n"
+    ))
+    .unwrap();
+    assert!(
+        t["limits"].clone().try_into::<Vec<LimitConfig>>().is_err(),
+        "unknown keys are refused"
+    );
+}

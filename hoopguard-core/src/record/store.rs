@@ -774,10 +774,17 @@ impl Shared {
     }
 
     fn flush(&self, segments: Vec<(String, Arc<File>, Chain)>) -> Result<(), RecordError> {
-        for (session, file, chain) in &segments {
-            let path = segment_path(&self.dir, session, chain.segment);
-            file.sync_data().map_err(io(&path))?;
-        }
+        sync_each(
+            segments
+                .iter()
+                .map(|(session, file, chain)| {
+                    (
+                        segment_path(&self.dir, session, chain.segment),
+                        file.clone(),
+                    )
+                })
+                .collect(),
+        )?;
         let mut heads = Vec::with_capacity(segments.len());
         {
             let mut state = self.lock();
@@ -792,12 +799,44 @@ impl Shared {
                 heads.push((self.write_head(slot, &session)?, session));
             }
         }
-        for (file, session) in heads {
-            file.sync_data()
-                .map_err(io(&head_path(&self.dir, &session)))?;
-        }
-        Ok(())
+        sync_each(
+            heads
+                .into_iter()
+                .map(|(file, session)| (head_path(&self.dir, &session), file))
+                .collect(),
+        )
     }
+}
+
+/// The most files [`sync_each`] syncs at once.
+const SYNC_PARALLEL: usize = 16;
+
+/// `fdatasync`s every file, several at once: each session has its own segment and head, and
+/// concurrent syncs of different files share the file system's journal commits, where one
+/// after the other each waits for its own.
+fn sync_each(files: Vec<(PathBuf, Arc<File>)>) -> Result<(), RecordError> {
+    if files.len() <= 1 {
+        for (path, file) in &files {
+            file.sync_data().map_err(io(path))?;
+        }
+        return Ok(());
+    }
+    for chunk in files.chunks(SYNC_PARALLEL) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(path, file)| s.spawn(move || file.sync_data().map_err(io(path))))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(io(&chunk[0].0)(std::io::Error::other(
+                        "a sync thread panicked",
+                    )))
+                })
+            })
+        })?;
+    }
+    Ok(())
 }
 
 impl JsonlStore {

@@ -150,6 +150,20 @@ CREATE INDEX record_events_by_target ON record_events (target) WHERE target IS N
 CREATE INDEX record_sessions_by_time ON record_sessions (updated_at);
 ",
     },
+    Migration {
+        version: 5,
+        name: "rate limits",
+        sql: "
+CREATE TABLE rate_limits (
+    limit_name TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    window_ms BIGINT NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (limit_name, principal)
+);
+",
+    },
 ];
 
 /// An arbitrary constant: the advisory lock migrations run under.
@@ -552,6 +566,102 @@ where
             }
         }
     })
+}
+
+/// Rate limits counted across replicas: one row per limit and caller holding the current
+/// window's count. The rows of one call are locked in (limit, caller) order, so two calls
+/// counting against the same limits never deadlock, and a call counts against all its limits or
+/// none.
+#[async_trait::async_trait]
+impl crate::policy::LimitStore for Database {
+    async fn take(
+        &self,
+        keys: &[crate::policy::LimitKey],
+        now_ms: u64,
+        mode: crate::policy::Take,
+    ) -> Result<Option<crate::policy::LimitHit>, crate::policy::LimitError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        tokio::time::timeout(Duration::from_secs(5), self.take_limits(keys, now_ms, mode))
+            .await
+            .map_err(|_| SharedError("no answer within 5s".into()))
+            .and_then(|r| r)
+            .map_err(|e| crate::policy::LimitError(e.0))
+    }
+}
+
+impl Database {
+    async fn take_limits(
+        &self,
+        keys: &[crate::policy::LimitKey],
+        now_ms: u64,
+        mode: crate::policy::Take,
+    ) -> Result<Option<crate::policy::LimitHit>, SharedError> {
+        use crate::policy::{LimitHit, Take};
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&keys[a].limit, &keys[a].principal).cmp(&(&keys[b].limit, &keys[b].principal))
+        });
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(err)?;
+        let mut used = vec![0u32; keys.len()];
+        for &i in &order {
+            let k = &keys[i];
+            let window = k.window(now_ms) as i64;
+            let per = k.per_ms as i64;
+            // Creates the row if missing and locks it either way.
+            let row = tx
+                .query_one(
+                    "INSERT INTO rate_limits (limit_name, principal, window_start, window_ms, calls)
+                     VALUES ($1, $2, $3, $4, 0)
+                     ON CONFLICT (limit_name, principal) DO UPDATE SET limit_name = EXCLUDED.limit_name
+                     RETURNING window_start, window_ms, calls",
+                    &[&k.limit, &k.principal, &window, &per],
+                )
+                .await
+                .map_err(err)?;
+            let (w, p, n): (i64, i64, i32) = (row.get(0), row.get(1), row.get(2));
+            if (w, p) == (window, per) {
+                used[i] = n.max(0) as u32;
+            }
+        }
+        if mode != Take::Always {
+            // The first full one in the caller's order, as the embedded store answers.
+            if let Some((k, _)) = keys.iter().zip(&used).find(|(k, n)| **n >= k.calls) {
+                tx.rollback().await.map_err(err)?;
+                let end = k.window(now_ms) + k.per_ms;
+                return Ok(Some(LimitHit {
+                    limit: k.limit.clone(),
+                    retry_after: Duration::from_millis(end.saturating_sub(now_ms)),
+                    reason: k.reason.clone(),
+                }));
+            }
+        }
+        if mode == Take::Peek {
+            tx.rollback().await.map_err(err)?;
+            return Ok(None);
+        }
+        for &i in &order {
+            let (k, n) = (&keys[i], used[i]);
+            let count = i32::try_from(n.saturating_add(1)).unwrap_or(i32::MAX);
+            tx.execute(
+                "UPDATE rate_limits SET window_start = $3, window_ms = $4, calls = $5
+                 WHERE limit_name = $1 AND principal = $2",
+                &[
+                    &k.limit,
+                    &k.principal,
+                    &(k.window(now_ms) as i64),
+                    &(k.per_ms as i64),
+                    &count,
+                ],
+            )
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(None)
+    }
 }
 
 /// One revoked session, as the database holds it.

@@ -68,7 +68,7 @@ async fn a_database_newer_than_this_build_is_refused_and_an_older_one_is_upgrade
     let c = db.client().await.unwrap();
     // Older: as if only the first migration had run (its tables exist, the later ones not).
     c.batch_execute(
-        "DROP TABLE revocations, tool_pins, record_sessions, record_events;
+        "DROP TABLE revocations, tool_pins, record_sessions, record_events, rate_limits;
          DELETE FROM hoopguard_migrations WHERE version > 1",
     )
     .await
@@ -424,4 +424,104 @@ async fn a_revocation_committed_late_is_not_stepped_over() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     watcher.abort();
+}
+
+fn limit_key(limit: &str, who: &str, calls: u32, per_ms: u64) -> crate::policy::LimitKey {
+    crate::policy::LimitKey {
+        limit: limit.into(),
+        principal: who.into(),
+        calls,
+        per_ms,
+        reason: format!("limit {limit}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_is_counted_once_across_replicas() {
+    use crate::policy::{LimitStore, Take};
+    let dbs = test_databases(2).await;
+    let now = 1_800_000_000_000u64;
+    let keys = [limit_key("five-a-minute", "alice", 5, 60_000)];
+    // 20 calls racing from two replicas: exactly five pass in the window.
+    let tries = (0..20).map(|i| {
+        let db = dbs[i % 2].clone();
+        let keys = keys.clone();
+        tokio::spawn(async move { db.take(&keys, now + i as u64, Take::IfRoom).await })
+    });
+    let mut passed = 0;
+    for t in futures_util::future::join_all(tries).await {
+        match t.unwrap().unwrap() {
+            None => passed += 1,
+            Some(hit) => {
+                assert_eq!(hit.limit, "five-a-minute");
+                assert!(hit.retry_after <= Duration::from_secs(60));
+            }
+        }
+    }
+    assert_eq!(passed, 5, "the limit holds across replicas");
+    // The twin: another caller, and the next window, have room.
+    let bob = [limit_key("five-a-minute", "bob", 5, 60_000)];
+    assert!(
+        dbs[1]
+            .take(&bob, now, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let next = now - now % 60_000 + 60_000;
+    assert!(
+        dbs[0]
+            .take(&keys, next, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Peek counts nothing; Always counts past the limit; several limits count all or none.
+    let one = limit_key("one", "carol", 1, 60_000);
+    let many = limit_key("many", "carol", 10, 60_000);
+    for _ in 0..3 {
+        assert!(
+            dbs[0]
+                .take(std::slice::from_ref(&one), now, Take::Peek)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        dbs[0]
+            .take(&[many.clone(), one.clone()], now, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let hit = dbs[1]
+        .take(&[many.clone(), one.clone()], now, Take::IfRoom)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.limit, "one");
+    let c = dbs[0].client().await.unwrap();
+    let n: i32 = c
+        .query_one(
+            "SELECT calls FROM rate_limits WHERE limit_name = 'many' AND principal = 'carol'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the refused call counted against no limit");
+    dbs[1]
+        .take(std::slice::from_ref(&one), now, Take::Always)
+        .await
+        .unwrap();
+    let n: i32 = c
+        .query_one(
+            "SELECT calls FROM rate_limits WHERE limit_name = 'one' AND principal = 'carol'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
 }

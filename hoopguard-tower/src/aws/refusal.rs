@@ -111,9 +111,27 @@ impl ErrorFormat {
                 (StatusCode::BAD_REQUEST, "InvalidRequest")
             }
             Verdict::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            Verdict::Throttled { .. } => self.throttling(),
             _ => (StatusCode::FORBIDDEN, "AccessDenied"),
         };
-        Some(self.refuse(status, code, &message))
+        let mut resp = self.refuse(status, code, &message);
+        if let Some(s) = verdict.retry_after_secs() {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        Some(resp)
+    }
+
+    /// How each protocol's services say "slow down", as the SDKs' retry logic knows it: S3's
+    /// `503 SlowDown`, EC2's `503 RequestLimitExceeded`, the query services' `400 Throttling`,
+    /// the JSON services' `400 ThrottlingException`. SDKs retry these with backoff.
+    fn throttling(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorFormat::S3Xml => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
+            ErrorFormat::Ec2Xml => (StatusCode::SERVICE_UNAVAILABLE, "RequestLimitExceeded"),
+            ErrorFormat::QueryXml => (StatusCode::BAD_REQUEST, "Throttling"),
+            ErrorFormat::Json => (StatusCode::BAD_REQUEST, "ThrottlingException"),
+        }
     }
 }
 
@@ -122,4 +140,39 @@ fn xml_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::Full;
+
+    use super::*;
+
+    #[test]
+    fn a_throttled_call_is_refused_as_each_protocol_says_slow_down() {
+        let v = Verdict::Throttled {
+            rule: "l".into(),
+            retry_after: Duration::from_millis(2500),
+            reason: "limit `l`".into(),
+        };
+        for (format, status, code) in [
+            (ErrorFormat::S3Xml, 503, "SlowDown"),
+            (ErrorFormat::Ec2Xml, 503, "RequestLimitExceeded"),
+            (ErrorFormat::QueryXml, 400, "Throttling"),
+            (ErrorFormat::Json, 400, "ThrottlingException"),
+        ] {
+            let resp: Response<Full<Bytes>> = format.refuse_verdict(&v).unwrap();
+            assert_eq!(resp.status().as_u16(), status, "{format:?}");
+            assert_eq!(resp.headers()["x-amzn-errortype"], code);
+            assert_eq!(resp.headers()["retry-after"], "3", "rounded up");
+        }
+        let deny = Verdict::Deny {
+            rule: None,
+            reason: "no".into(),
+        };
+        let resp: Response<Full<Bytes>> = ErrorFormat::Json.refuse_verdict(&deny).unwrap();
+        assert!(resp.headers().get("retry-after").is_none());
+    }
 }
