@@ -156,27 +156,16 @@ impl Guard {
                 },
             },
             (Effect::Approve, Some(spec)) => {
-                // A call over its limit asks no approver; one that is granted counts.
-                if let Some(refused) = self.count(&limits, Take::Peek).await {
-                    return self.decided(who, call, refused);
-                }
                 let asked = asked();
-                let verdict = self
-                    .gate(
-                        who,
-                        call,
-                        spec,
-                        asked.as_ref(),
-                        decision.rule,
-                        decision.reason,
-                    )
-                    .await;
-                match verdict {
-                    Verdict::Allow { .. } => {
-                        self.count(&limits, Take::Always).await.unwrap_or(verdict)
-                    }
-                    other => other,
-                }
+                self.gate_counted(
+                    who,
+                    call,
+                    spec,
+                    asked.as_ref(),
+                    (decision.rule, decision.reason),
+                    &limits,
+                )
+                .await
             }
             _ => Verdict::Deny {
                 rule: decision.rule,
@@ -186,8 +175,29 @@ impl Guard {
         self.decided(who, call, verdict)
     }
 
+    /// [`Guard::gate`] under `limits`: a call over one asks no approver (a peek), and a
+    /// granted call is counted only if it still fits (calls racing on one window grant cannot
+    /// pass the limit together; the loser is throttled).
+    async fn gate_counted(
+        &self,
+        who: &Identity,
+        call: &Call,
+        spec: &ApprovalSpec,
+        asked: Option<&Asked>,
+        (rule, reason): (Option<String>, String),
+        limits: &[LimitKey],
+    ) -> Verdict {
+        if let Some(refused) = self.count(limits, Take::Peek).await {
+            return refused;
+        }
+        match self.gate(who, call, spec, asked, rule, reason).await {
+            v @ Verdict::Allow { .. } => self.count(limits, Take::IfRoom).await.unwrap_or(v),
+            other => other,
+        }
+    }
+
     /// Counts a call against `limits`: `Some` refusal when one is used up (or the store
-    /// failed: closed, never open).
+    /// failed: closed, never open; the caller is told only that, the log has the cause).
     async fn count(&self, limits: &[LimitKey], mode: Take) -> Option<Verdict> {
         if limits.is_empty() {
             return None;
@@ -205,7 +215,7 @@ impl Guard {
             Err(e) => {
                 tracing::error!(error = %e, "rate-limit store failed; refusing the call");
                 Some(Verdict::Unavailable {
-                    reason: e.to_string(),
+                    reason: "the rate limits could not be counted".into(),
                 })
             }
         }
@@ -218,7 +228,7 @@ impl Guard {
 
     /// Sends `call` for approval by `spec` whatever the policy says: for calls the policy cannot
     /// judge (an AWS operation hoopguard cannot classify, when the operator asks for approval
-    /// rather than refusal).
+    /// rather than refusal). The policy's limits that match the call count it when granted.
     pub async fn approve(
         &self,
         who: &Identity,
@@ -227,8 +237,16 @@ impl Guard {
         asked: Option<&Asked>,
         reason: String,
     ) -> Verdict {
+        let limits = self.policy.load().limits_for(who, call);
         let verdict = self
-            .gate(who, call, spec, asked, Some(spec.rule.clone()), reason)
+            .gate_counted(
+                who,
+                call,
+                spec,
+                asked,
+                (Some(spec.rule.clone()), reason),
+                &limits,
+            )
             .await;
         self.decided(who, call, verdict)
     }
@@ -251,7 +269,7 @@ impl Guard {
             Err(e) => {
                 tracing::error!(error = %e, "approval store failed; refusing the call");
                 Verdict::Unavailable {
-                    reason: e.to_string(),
+                    reason: format!("the approval store failed ({e})"),
                 }
             }
         }
@@ -651,6 +669,36 @@ mod tests {
         g.swap_policy(Policy::compile_with_limits(&rules, &limits).unwrap());
         let (s, _, _) = call(&g, Some(who("alice", &[])), Some("echo")).await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn calls_racing_on_a_window_grant_cannot_pass_its_limit_together() {
+        let rules: Vec<RuleConfig> = serde_json::from_value(json!([
+            {"name": "rm", "effect": "approve", "tools": ["rm"], "approvers": ["managers"],
+             "grant": "window", "window": "1h"},
+        ]))
+        .unwrap();
+        let limits: Vec<hoopguard_core::policy::LimitConfig> = serde_json::from_value(json!([
+            {"name": "one-rm", "tools": ["rm"], "calls": 1, "per": "1h"},
+        ]))
+        .unwrap();
+        let g = Guard::new(
+            Policy::compile_with_limits(&rules, &limits).unwrap(),
+            Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
+        );
+        let (_, body, _) = call(&g, Some(who("alice", &[])), Some("rm")).await;
+        let id = body["approval_id"].as_str().unwrap().to_string();
+        g.approvals()
+            .decide(&who("maria", &["managers"]), &id, true, None)
+            .await
+            .unwrap();
+        let tries = (0..4).map(|_| call(&g, Some(who("alice", &[])), Some("rm")));
+        let passed = futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(|(s, _, _)| *s == StatusCode::OK)
+            .count();
+        assert_eq!(passed, 1, "the window grant is bounded by the limit");
     }
 
     #[tokio::test]

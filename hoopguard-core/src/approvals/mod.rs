@@ -621,9 +621,9 @@ pub enum Verdict {
         /// Why, for the caller.
         reason: String,
     },
-    /// The approval store failed; the call is refused.
+    /// The approval store (or the rate-limit store) failed; the call is refused.
     Unavailable {
-        /// What failed.
+        /// What failed, as the caller is told: "the approval store failed (…)".
         reason: String,
     },
     /// A rate limit or budget is used up for this caller; the call is refused until its window
@@ -689,7 +689,7 @@ impl Verdict {
                 id = approval.id
             )),
             Verdict::Unavailable { reason } => Some(format!(
-                "the call was refused because the approval store failed ({reason}); try again later"
+                "the call was refused because {reason}; try again later"
             )),
             Verdict::Throttled { reason, .. } => Some(format!(
                 "{reason}; retry in {} s",

@@ -123,6 +123,9 @@ impl LimitConfig {
                 "must be at least 1 (to refuse calls, write a deny rule)".into(),
             ));
         }
+        if self.calls > MAX_CALLS {
+            return Err(("calls", format!("must be at most {MAX_CALLS}")));
+        }
         if self.per < Duration::from_secs(1) {
             return Err(("per", "must be at least 1s".into()));
         }
@@ -132,6 +135,9 @@ impl LimitConfig {
         Ok(())
     }
 }
+
+/// The largest `calls` a limit may have (the shared store counts in 32 bits).
+pub const MAX_CALLS: u32 = 1_000_000_000;
 
 /// A call's count against one limit: which limit, whose count, and the limit's size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,12 +212,15 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct MemoryLimits {
     counts: Mutex<Counts>,
+    /// When ended windows were last swept (ms).
+    swept_at: std::sync::atomic::AtomicU64,
 }
 
 /// (limit, principal) → (window start, window length, calls counted), in milliseconds.
 type Counts = HashMap<(String, String), (u64, u64, u32)>;
 
-/// Past this many entries, ended windows are swept before a new entry is added.
+/// Past this many entries, ended windows are swept before a new entry is added (at most once
+/// a second, so a crowd of active callers does not make every call scan them all).
 const SWEEP_AT: usize = 4096;
 
 #[async_trait::async_trait]
@@ -247,8 +256,16 @@ impl LimitStore for MemoryLimits {
         if mode == Take::Peek {
             return Ok(None);
         }
-        if counts.len() >= SWEEP_AT {
+        let swept = self.swept_at.load(std::sync::atomic::Ordering::Relaxed);
+        if counts.len() >= SWEEP_AT
+            && now_ms >= swept.saturating_add(1000)
+            && keys
+                .iter()
+                .any(|k| !counts.contains_key(&(k.limit.clone(), k.principal.clone())))
+        {
             counts.retain(|_, (window, per, _)| *window + *per > now_ms);
+            self.swept_at
+                .store(now_ms, std::sync::atomic::Ordering::Relaxed);
         }
         for k in keys {
             let window = k.window(now_ms);

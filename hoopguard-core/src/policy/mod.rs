@@ -42,7 +42,9 @@
 mod glob;
 mod limits;
 
-pub use limits::{LimitConfig, LimitError, LimitHit, LimitKey, LimitStore, MemoryLimits, Take};
+pub use limits::{
+    LimitConfig, LimitError, LimitHit, LimitKey, LimitStore, MAX_CALLS, MemoryLimits, Take,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -606,6 +606,9 @@ impl Database {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(err)?;
         let mut used = vec![0u32; keys.len()];
+        // The window each count is in: this replica's, or a later one another replica whose
+        // clock runs ahead already started (counted against, never reset to an earlier one).
+        let mut windows: Vec<i64> = keys.iter().map(|k| k.window(now_ms) as i64).collect();
         for &i in &order {
             let k = &keys[i];
             let window = k.window(now_ms) as i64;
@@ -622,15 +625,17 @@ impl Database {
                 .await
                 .map_err(err)?;
             let (w, p, n): (i64, i64, i32) = (row.get(0), row.get(1), row.get(2));
-            if (w, p) == (window, per) {
+            if p == per && w >= window {
                 used[i] = n.max(0) as u32;
+                windows[i] = w;
             }
         }
         if mode != Take::Always {
             // The first full one in the caller's order, as the embedded store answers.
-            if let Some((k, _)) = keys.iter().zip(&used).find(|(k, n)| **n >= k.calls) {
+            if let Some(i) = (0..keys.len()).find(|&i| used[i] >= keys[i].calls) {
                 tx.rollback().await.map_err(err)?;
-                let end = k.window(now_ms) + k.per_ms;
+                let k = &keys[i];
+                let end = windows[i].max(0) as u64 + k.per_ms;
                 return Ok(Some(LimitHit {
                     limit: k.limit.clone(),
                     retry_after: Duration::from_millis(end.saturating_sub(now_ms)),
@@ -651,7 +656,7 @@ impl Database {
                 &[
                     &k.limit,
                     &k.principal,
-                    &(k.window(now_ms) as i64),
+                    &windows[i],
                     &(k.per_ms as i64),
                     &count,
                 ],

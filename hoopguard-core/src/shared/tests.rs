@@ -525,3 +525,42 @@ async fn a_limit_is_counted_once_across_replicas() {
         .get(0);
     assert_eq!(n, 2);
 }
+
+#[tokio::test]
+async fn a_replica_whose_clock_lags_counts_against_the_window_another_started() {
+    use crate::policy::{LimitStore, Take};
+    let dbs = test_databases(2).await;
+    let keys = [limit_key("two-a-minute", "dave", 2, 60_000)];
+    // 1_800_000_000_000 ms is a whole minute.
+    let boundary = 1_800_000_000_000u64;
+    // Replica A's clock is 300 ms ahead: it starts the next window and counts twice in it.
+    assert!(
+        dbs[0]
+            .take(&keys, boundary + 100, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        dbs[0]
+            .take(&keys, boundary + 200, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Replica B, still in the previous window by its clock, must not reset the count.
+    let hit = dbs[1]
+        .take(&keys, boundary - 200, Take::IfRoom)
+        .await
+        .unwrap()
+        .expect("the window A started is full");
+    assert!(hit.retry_after > Duration::from_secs(59), "{hit:?}");
+    // The twin: the window after it has room.
+    assert!(
+        dbs[1]
+            .take(&keys, boundary + 60_000, Take::IfRoom)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
