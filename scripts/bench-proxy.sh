@@ -2,7 +2,9 @@
 # The AWS hop under load, side by side in one run: a fast local upstream (nginx answering a fixed
 # sts:GetCallerIdentity document) reached directly, through nginx as a plain reverse proxy, and
 # through hoopguard (SigV4 verification, classification, policy, recording, the `static` broker,
-# re-signing, forwarding, masking) twice: recording `batched`, and `every_event` (the default).
+# re-signing, forwarding, masking) three times: recording `batched`, `every_event` (the default),
+# and `batched` with the audit stream (to a file) and OTLP trace export (to nginx answering 200)
+# on — what observability costs.
 # wrk replays one signed GetCallerIdentity call (form body, as the AWS CLI sends it) at
 # concurrency 1 (latency) and 8 (throughput).
 #
@@ -57,6 +59,7 @@ up=$(free_port)
 px=$(free_port)
 hg=$(free_port)
 adm=$(free_port)
+otlp=$(free_port)
 
 answer='<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/agents/bench</Arn><UserId>AROA:bench</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>'
 mkdir -p "$work/nginx"
@@ -80,6 +83,12 @@ http {
     }
     # nginx as a plain reverse proxy in front of it: pooled upstream connections, like hoopguard's.
     upstream backend { server 127.0.0.1:$up; keepalive 64; }
+    # A stand-in OTLP/HTTP collector: takes every export, answers an empty (valid) response.
+    server {
+        listen 127.0.0.1:$otlp;
+        access_log $work/nginx/otlp.log;
+        location / { default_type application/x-protobuf; return 200 ''; }
+    }
     server {
         listen 127.0.0.1:$px;
         location / {
@@ -96,7 +105,7 @@ pids+=($!)
 # Two hoopguards, the same but for the recording's durability: batched (fsync on an interval)
 # and every_event (the default: an event is on disk before its call goes on; concurrent calls
 # share one commit).
-start_hoopguard() { # NAME PORT ADMIN_PORT DURABILITY
+start_hoopguard() { # NAME PORT ADMIN_PORT DURABILITY [EXTRA_TOML]
     cat >"$work/$1.toml" <<EOF
 data_dir = "$work/$1-data"
 [listeners.aws]
@@ -118,6 +127,7 @@ name = "bench"
 effect = "allow"
 groups = ["dev"]
 actions = ["sts:GetCallerIdentity"]
+${5:-}
 EOF
     HOOPGUARD_LOG="${HOOPGUARD_LOG:-warn}" "$bin" serve --config "$work/$1.toml" 2>"$work/$1.log" &
     pids+=($!)
@@ -126,10 +136,15 @@ hge=$(free_port)
 adme=$(free_port)
 start_hoopguard hoopguard "$hg" "$adm" batched
 start_hoopguard hoopguard-every "$hge" "$adme" every_event
+hgo=$(free_port)
+admo=$(free_port)
+start_hoopguard hoopguard-observed "$hgo" "$admo" batched "[telemetry]
+audit = \"$work/audit.jsonl\"
+otlp_endpoint = \"http://127.0.0.1:$otlp\""
 
 for _ in $(seq 100); do
     if curl -sf "http://127.0.0.1:$up/" >/dev/null && curl -s "http://127.0.0.1:$hg/" >/dev/null \
-        && curl -s "http://127.0.0.1:$hge/" >/dev/null; then
+        && curl -s "http://127.0.0.1:$hge/" >/dev/null && curl -s "http://127.0.0.1:$hgo/" >/dev/null; then
         break
     fi
     sleep 0.1
@@ -155,7 +170,7 @@ EOF
 }
 sign "$up" AKIDBENCH bench-secret "" >"$work/direct.lua"
 sign "$px" AKIDBENCH bench-secret "" >"$work/nginx.lua"
-for t in "hoopguard $hg" "hoopguard-every $hge"; do
+for t in "hoopguard $hg" "hoopguard-every $hge" "hoopguard-observed $hgo"; do
     set -- $t
     "$bin" dev-token --config "$work/$1.toml" --sub bench --groups dev --ttl 1h >"$work/$1.token"
     curl -sf -H "Authorization: $(cat "$work/$1.token")" "http://127.0.0.1:$2/v1/aws/credentials" >"$work/$1.creds.json"
@@ -189,13 +204,14 @@ EOF
 }
 
 # Warm up each path once, then interleave the rounds so drift hits all paths alike.
-for t in "direct $up" "nginx $px" "hoopguard $hg" "hoopguard-every $hge"; do
+paths=("direct $up" "nginx $px" "hoopguard $hg" "hoopguard-every $hge" "hoopguard-observed $hgo")
+for t in "${paths[@]}"; do
     set -- $t
     wrk -t1 -c8 -d1s -s "$work/$1.lua" "http://127.0.0.1:$2/" >/dev/null
 done
 declare -A p50 p99 rps
 for r in $(seq "$rounds"); do
-    for t in "direct $up" "nginx $px" "hoopguard $hg" "hoopguard-every $hge"; do
+    for t in "${paths[@]}"; do
         set -- $t
         read -r a b _ < <(measure "$1" "$2" 1)
         read -r _ _ c < <(measure "$1" "$2" 8)
@@ -205,19 +221,30 @@ for r in $(seq "$rounds"); do
     done
 done
 
-"$py" - "$secs" "${p50[direct]}" "${p50[nginx]}" "${p50[hoopguard]}" "${p50[hoopguard-every]}" \
-    "${p99[direct]}" "${p99[nginx]}" "${p99[hoopguard]}" "${p99[hoopguard-every]}" \
-    "${rps[direct]}" "${rps[nginx]}" "${rps[hoopguard]}" "${rps[hoopguard-every]}" <<'EOF'
+# The observed gateway audited its calls and exported its spans (each export is a POST in the
+# stand-in collector's access log).
+lines=$(wc -l <"$work/audit.jsonl")
+exports=$(grep -c 'POST /v1/traces' "$work/nginx/otlp.log" || true)
+if [ "$lines" -lt 1 ] || [ "$exports" -lt 1 ]; then
+    echo "bench-proxy.sh: the observed gateway wrote $lines audit lines and made $exports exports; its log:" >&2
+    cat "$work/hoopguard-observed.log" >&2
+    exit 1
+fi
+"$py" - "$secs" "$lines" "$exports" \
+    "${p50[direct]}" "${p50[nginx]}" "${p50[hoopguard]}" "${p50[hoopguard-every]}" "${p50[hoopguard-observed]}" \
+    "${p99[direct]}" "${p99[nginx]}" "${p99[hoopguard]}" "${p99[hoopguard-every]}" "${p99[hoopguard-observed]}" \
+    "${rps[direct]}" "${rps[nginx]}" "${rps[hoopguard]}" "${rps[hoopguard-every]}" "${rps[hoopguard-observed]}" <<'EOF'
 import sys
-v = [list(map(float, a.split())) for a in sys.argv[2:14]]
-keys = "dnhe"
-p50, p99, rps = dict(zip(keys, v[0:4])), dict(zip(keys, v[4:8])), dict(zip(keys, v[8:12]))
+v = [list(map(float, a.split())) for a in sys.argv[4:19]]
+keys = "dnheo"
+p50, p99, rps = dict(zip(keys, v[0:5])), dict(zip(keys, v[5:10])), dict(zip(keys, v[10:15]))
 f = lambda xs, fmt: " / ".join(fmt.format(x) for x in xs)
 print(f"\nwrk, {sys.argv[1]} s per measurement, rounds separated by ' / ':\n")
 print("| path | p50, concurrency 1 | p99, concurrency 1 | req/s, concurrency 8 |")
 print("| --- | --- | --- | --- |")
 names = [("d", "direct"), ("n", "nginx reverse proxy"), ("h", "hoopguard, recording batched"),
-         ("e", "hoopguard, recording every_event")]
+         ("e", "hoopguard, recording every_event"),
+         ("o", "hoopguard, batched, audit stream + OTLP traces")]
 for k, name in names:
     print(f"| {name} | {f(p50[k], '{:.0f} µs')} | {f(p99[k], '{:.0f} µs')} | {f(rps[k], '{:,.0f}')} |")
 added = lambda k: [a - d for a, d in zip(p50[k], p50["d"])]
@@ -225,5 +252,6 @@ print(f"\np50 added over direct: nginx {f(added('n'), '{:+.0f} µs')}, hoopguard
       f"{f(added('h'), '{:+.0f} µs')}, every_event {f(added('e'), '{:+.0f} µs')}")
 ratio = lambda a, b: f([x / y for x, y in zip(rps[a], rps[b])], '{:.2f}')
 print(f"req/s at concurrency 8: hoopguard batched / nginx {ratio('h', 'n')}; "
-      f"every_event / batched {ratio('e', 'h')}")
+      f"every_event / batched {ratio('e', 'h')}; audit + traces on / off {ratio('o', 'h')} "
+      f"({sys.argv[2]} audit lines written, {sys.argv[3]} OTLP exports)")
 EOF

@@ -17,6 +17,7 @@
 //! | `POST /v1/sessions/{id}/revoke` `{"reason": "…"}` | ends the session as `revoked`; its calls are refused from then on |
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -30,7 +31,7 @@ use hoopguard_core::policy::Call;
 use hoopguard_core::record::RecordError;
 use hoopguard_tower::auth::AuthLayer;
 use hoopguard_tower::metrics::Metrics;
-use hoopguard_tower::policy::{Guard, Verdict};
+use hoopguard_tower::policy::{Guard, Site, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -261,7 +262,17 @@ async fn vote(
     reason: Option<String>,
 ) -> Response {
     match s.guard.approvals().decide(who, id, yes, reason).await {
-        Ok(a) => Json(a).into_response(),
+        Ok(a) => {
+            // This vote decided it (a later one is refused as already decided): how long it
+            // waited.
+            if let (Status::Approved | Status::Denied, Some(at)) = (&a.status, a.decided_at) {
+                s.metrics.approval_decided(
+                    matches!(a.status, Status::Approved),
+                    Duration::from_secs(at.saturating_sub(a.created_at)),
+                );
+            }
+            Json(a).into_response()
+        }
         Err(e) => {
             let (status, code) = match &e {
                 VoteError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -317,7 +328,10 @@ async fn authorize(
         binding: body.binding.or(body.body_sha256),
         details: body.details.unwrap_or_default(),
     };
-    let verdict = s.guard.authorize(&who, &call, Some(&asked)).await;
+    let verdict = s
+        .guard
+        .authorize(&Site::of("admin"), &who, &call, Some(&asked))
+        .await;
     match &verdict {
         Verdict::Allow { rule, approval_id } => Json(json!({
             "decision": "allow", "rule": rule, "approval_id": approval_id,

@@ -52,6 +52,64 @@ pub struct Config {
     /// Where the state replicas share lives (PostgreSQL); the embedded store without it.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Traces, the audit stream, metric labels.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: what hoopguard tells tracing systems and SIEMs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Every decision as one JSON line (schema `hoopguard.decision.v1`,
+    /// [`hoopguard_core::audit`]): a file path (appended to) or `stdout`. Default: none.
+    #[serde(default)]
+    pub audit: Option<String>,
+    /// Count decisions per caller in `/metrics` (`hoopguard_subject_decisions_total`): one
+    /// series per subject, so only where the callers are few. Default `false`.
+    #[serde(default)]
+    pub subject_labels: bool,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector: its base URL
+    /// (`http://collector:4318`, to which `/v1/traces` is added) or the full traces URL.
+    /// Default: none (no traces are exported).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` traces carry. Default `hoopguard`.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Continue a caller's trace when it sends a W3C `traceparent`. Off by default: callers
+    /// are agents, and one that sends trace context would choose the trace its calls are
+    /// filed under. Turn it on when the agents' own tracing is trusted.
+    #[serde(default)]
+    pub accept_trace_context: bool,
+}
+
+fn default_service_name() -> String {
+    "hoopguard".into()
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            audit: None,
+            subject_labels: false,
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+            accept_trace_context: false,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// The URL spans are posted to: `otlp_endpoint`, with `/v1/traces` added to a base URL.
+    pub fn traces_url(&self) -> Option<String> {
+        let url = self.otlp_endpoint.as_deref()?.trim_end_matches('/');
+        Some(if url.ends_with("/v1/traces") {
+            url.to_string()
+        } else {
+            format!("{url}/v1/traces")
+        })
+    }
 }
 
 /// `[store]`: the state that several replicas share — approvals and session revocations — in
@@ -458,7 +516,7 @@ fn default_sync_interval() -> Duration {
 }
 
 /// `[aws]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// The gateway key that seals pseudo-credentials (32+ bytes; share it between replicas).
@@ -512,6 +570,24 @@ pub struct AwsConfig {
         with = "hoopguard_core::duration::serde"
     )]
     pub body_read_timeout: Duration,
+}
+
+/// The gateway keys are never printed, only whether they are set.
+impl std::fmt::Debug for AwsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsConfig")
+            .field("gateway_key", &self.gateway_key.as_ref().map(|_| "(set)"))
+            .field("previous_gateway_keys", &self.previous_gateway_keys.len())
+            .field("credentials_ttl", &self.credentials_ttl)
+            .field("connections", &self.connections)
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("max_policy_body", &self.max_policy_body)
+            .field("s3_virtual_host_suffixes", &self.s3_virtual_host_suffixes)
+            .field("unclassified_approvers", &self.unclassified_approvers)
+            .field("max_buffered", &self.max_buffered)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .finish()
+    }
 }
 
 fn default_max_buffered() -> usize {
@@ -1140,6 +1216,25 @@ impl Config {
             }
         }
         self.validate_store()?;
+        if let Some(url) = &self.telemetry.otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((
+                    "telemetry.otlp_endpoint".into(),
+                    "traces are sent over OTLP/HTTP: write the collector's URL, such as http://collector:4318".into(),
+                ));
+            }
+        }
+        if self
+            .telemetry
+            .audit
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            return Err((
+                "telemetry.audit".into(),
+                "write a file path or `stdout`, or leave it out for no audit stream".into(),
+            ));
+        }
         let dev_enabled = self.identity.dev_issuer.as_ref().is_some_and(|d| d.enabled);
         if self.identity.issuers.is_empty() && !dev_enabled {
             return Err((
@@ -1390,6 +1485,12 @@ impl Config {
         } else {
             "  recordings: in data_dir/recordings\n"
         });
+        if let Some(a) = &self.telemetry.audit {
+            out.push_str(&format!("  audit stream: {a} (hoopguard.decision.v1)\n"));
+        }
+        if let Some(url) = self.telemetry.traces_url() {
+            out.push_str(&format!("  traces: OTLP/HTTP to {url}\n"));
+        }
         for (name, l) in self.listener_list() {
             out.push_str(&format!("  listener {name}: {}\n", l.bind));
         }
@@ -1545,6 +1646,31 @@ mod tests {
             "PORT" => Some("9999".into()),
             _ => None,
         })
+    }
+
+    #[test]
+    fn gateway_keys_are_never_printed_and_telemetry_is_checked() {
+        let cfg = parse(&format!(
+            "{ISSUER}[aws]\ngateway_key = \"${{SECRET}}\"\nprevious_gateway_keys = [\"0ld-k3y-that-is-long-enough-for-32-bytes\"]\n[telemetry]\naudit = \"stdout\"\notlp_endpoint = \"http://collector:4318/\"\n"
+        ))
+        .unwrap();
+        let shown = format!("{:?}", cfg.aws);
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("0ld-k3y"),
+            "{shown}"
+        );
+        assert!(shown.contains("gateway_key: Some(\"(set)\")"), "{shown}");
+        assert_eq!(
+            cfg.telemetry.traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        let summary = cfg.summary(&Source::Quickstart);
+        assert!(summary.contains("audit stream: stdout"), "{summary}");
+        let e = parse(&format!(
+            "{ISSUER}[telemetry]\notlp_endpoint = \"collector:4317\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "telemetry.otlp_endpoint", "{e}");
     }
 
     const ISSUER: &str = r#"

@@ -17,5 +17,6 @@ mod listen;
 mod mcp;
 pub mod serve;
 pub mod sessions_cli;
+pub mod telemetry;
 mod upstream;
 pub mod wrap;

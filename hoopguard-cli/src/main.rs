@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hoopguard_cli::config::Config;
-use hoopguard_cli::{approvals_cli, explain, serve};
+use hoopguard_cli::{approvals_cli, explain, serve, telemetry};
 use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::Call;
 
@@ -298,7 +298,16 @@ enum ApprovalsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log);
+    let log_format = match cli.log_format {
+        LogFormat::Human => telemetry::LogFormat::Human,
+        LogFormat::Json => telemetry::LogFormat::Json,
+    };
+    // `serve` installs its subscriber once its configuration (which may export traces) is read.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        if let Err(e) = telemetry::init(log_format, &cli.log, None) {
+            return fail(1, &e);
+        }
+    }
     match cli.command {
         Command::Health { url, timeout } => match health(&url, timeout) {
             Ok(()) => ExitCode::SUCCESS,
@@ -316,12 +325,19 @@ fn main() -> ExitCode {
                 Ok(x) => x,
                 Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
             };
+            let telemetry = match telemetry::init(log_format, &cli.log, Some(&cfg.telemetry)) {
+                Ok(t) => t,
+                Err(e) => return fail(EXIT_CONFIG, &e),
+            };
             tracing::info!(config = %source, version = env!("CARGO_PKG_VERSION"), "starting hoopguard");
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
             };
-            match rt.block_on(serve::run(cfg, source, shutdown_signal())) {
+            let served = rt.block_on(serve::run(cfg, source, shutdown_signal()));
+            drop(rt);
+            telemetry.shutdown();
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(1, &e),
             }
@@ -788,19 +804,6 @@ fn health(url: &str, timeout: std::time::Duration) -> Result<(), String> {
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("hoopguard: {message}");
     ExitCode::from(code)
-}
-
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -35,6 +35,10 @@ const FORWARDED: &[&str] = &[
     "last-event-id",
     "mcp-method",
     "mcp-name",
+    // Set by the stack's UpstreamTraceLayer (hoopguard's own trace context; the caller's is
+    // never passed on as it was sent).
+    "traceparent",
+    "tracestate",
 ];
 
 /// What the MCP listener needs.

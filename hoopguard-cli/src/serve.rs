@@ -13,12 +13,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use std::time::Duration;
 
 use hoopguard_core::approvals::webhook::Notifier;
 use hoopguard_core::approvals::{ApprovalStore, Approvals, PgStore, SqliteStore};
+use hoopguard_core::audit::AuditLog;
 use hoopguard_core::identity::dev::DevIssuer;
 use hoopguard_core::identity::{IssuerVerifier, Verifier};
 use hoopguard_core::policy::Policy;
@@ -169,11 +171,30 @@ pub async fn shared_store(cfg: &Config) -> Result<Option<Database>, String> {
 
 /// The guard: `policy` with the approvals store and the rate limits' counts — in the shared
 /// database when there is one (counted across replicas), else SQLite and this process's memory.
+/// Every decision goes to the audit stream when `telemetry.audit` names one.
 pub fn guard(cfg: &Config, policy: Policy, shared: Option<&Database>) -> Result<Guard, String> {
-    let guard = Guard::new(policy, approvals(cfg, shared)?);
-    Ok(match shared {
-        Some(db) => guard.with_limit_store(Arc::new(db.clone())),
-        None => guard,
+    let mut guard = Guard::new(policy, approvals(cfg, shared)?);
+    if let Some(db) = shared {
+        guard = guard.with_limit_store(Arc::new(db.clone()));
+    }
+    if let Some(log) = audit_log(cfg)? {
+        guard = guard.with_audit(log);
+    }
+    Ok(guard)
+}
+
+/// The audit stream `telemetry.audit` names: a file (appended to) or `stdout`.
+fn audit_log(cfg: &Config) -> Result<Option<Arc<AuditLog>>, String> {
+    Ok(match cfg.telemetry.audit.as_deref() {
+        None => None,
+        Some("stdout") => Some(Arc::new(AuditLog::to_stdout())),
+        Some(path) => Some(Arc::new(AuditLog::to_file(Path::new(path)).map_err(
+            |e| {
+                format!(
+                    "telemetry.audit: cannot open {path}: {e}; give a writable file or `stdout`"
+                )
+            },
+        )?)),
     })
 }
 
@@ -281,13 +302,21 @@ pub async fn run_recording_into(
             );
         }
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(if cfg.telemetry.subject_labels {
+        Metrics::with_subject_labels()
+    } else {
+        Metrics::new()
+    });
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
     if policy.is_empty() {
         tracing::warn!("the policy has no rules: every AWS and MCP call will be denied");
     }
     let shared = shared_store(&cfg).await?;
     let guard = guard(&cfg, policy, shared.as_ref())?.with_metrics(metrics.clone(), "gateway");
+    let audit = guard.audit_log().cloned();
+    if let Some(log) = &audit {
+        metrics.watch_audit(log.clone());
+    }
     if let Source::File(path) = &source {
         reload_on_sighup(path.clone(), guard.clone());
     }
@@ -537,6 +566,10 @@ pub async fn run_recording_into(
         Ok(Some(made)) => tracing::info!(digest = made.seq, "signed the last digest"),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "cannot sign the last digest of the recordings"),
+    }
+    if let Some(log) = audit {
+        // What is queued is written before the process exits.
+        log.close();
     }
     match drained {
         Ok(()) => tracing::info!("stopped cleanly"),

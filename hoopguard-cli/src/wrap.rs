@@ -54,6 +54,9 @@ pub async fn run(cfg: Config, token: TokenSource, command: Vec<String>) -> Resul
         .verify(raw)
         .await
         .map_err(|e| format!("the token was refused: {e}"))?;
+    if cfg.telemetry.audit.as_deref() == Some("stdout") {
+        return Err("telemetry.audit = \"stdout\" would write audit lines into the MCP channel `wrap` speaks on its stdout; give a file path".into());
+    }
     let policy = cfg.compile_policy().map_err(|e| e.to_string())?;
     let shared = crate::serve::shared_store(&cfg).await?;
     let guard = crate::serve::guard(&cfg, policy, shared.as_ref())?;

@@ -37,6 +37,7 @@
 )]
 
 pub mod approvals;
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod duration;

@@ -55,6 +55,7 @@ use hoopguard_core::identity::{AuthError, MAX_TOKEN_BYTES, Verifier};
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use crate::body::GuardBody;
 
@@ -211,7 +212,12 @@ where
         let token = extract(&req, settings.accept_raw);
         Box::pin(async move {
             let verified = match token {
-                Ok(t) => verifier.verify(&t).await,
+                Ok(t) => {
+                    verifier
+                        .verify(&t)
+                        .instrument(crate::trace::step("hoopguard.auth"))
+                        .await
+                }
                 Err(e) => Err(e),
             };
             let verified = verified.and_then(|identity| {

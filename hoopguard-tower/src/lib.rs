@@ -17,6 +17,9 @@
 //!   the same layers, in-process.
 //! * [`record`]: [`RecordLayer`](record::RecordLayer) records each recorded call's answer
 //!   (after masking, textual bodies capped) when its body ends.
+//! * [`trace`]: [`TraceLayer`](trace::TraceLayer) runs each call in an OpenTelemetry-ready span
+//!   (continuing the caller's W3C trace context); [`UpstreamTraceLayer`](trace::UpstreamTraceLayer)
+//!   passes it on to upstream.
 //! * [`body`]: [`GuardBody`](body::GuardBody), the response body of a layer that may answer on
 //!   its own (a refusal) instead of calling the inner service.
 //!
@@ -40,6 +43,7 @@ pub mod policy;
 pub mod record;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
+pub mod trace;
 
 /// The error type at tower boundaries.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

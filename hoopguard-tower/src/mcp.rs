@@ -83,9 +83,10 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use crate::BoxError;
-use crate::policy::{Guard, Verdict};
+use crate::policy::{Guard, Site, Verdict};
 
 /// The body of a guarded MCP response.
 pub type McpBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -123,8 +124,11 @@ pub struct Stack {
 }
 
 /// A service wrapped by [`Stack::layer`].
-pub type Guarded<S> =
-    crate::auth::Auth<crate::record::RecordService<crate::mask::Mask<McpService<S>>>>;
+pub type Guarded<S> = crate::trace::Trace<
+    crate::auth::Auth<
+        crate::record::RecordService<crate::mask::Mask<McpService<crate::trace::UpstreamTrace<S>>>>,
+    >,
+>;
 
 impl Stack {
     /// A stack that verifies callers' tokens with `verifier` (audience = `resource`, this
@@ -193,10 +197,12 @@ impl Stack {
             crate::record::RecordLayer::new,
         );
         tower::ServiceBuilder::new()
+            .layer(crate::trace::TraceLayer::new("hoopguard.mcp"))
             .layer(auth)
             .layer(record)
             .layer(self.mask)
             .layer(mcp)
+            .layer(crate::trace::UpstreamTraceLayer::new())
             .service(inner)
     }
 }
@@ -573,11 +579,29 @@ impl McpGuard {
         session: &str,
         origin: &crate::record::Origin,
     ) -> Result<(), Refusal> {
+        let recording = self
+            .recorder
+            .as_ref()
+            .map(|_| recording_id(session, &who.subject));
+        let site = Site {
+            protocol: "mcp",
+            connection: Some(&self.server),
+            session: recording.as_deref(),
+            client: origin.addr.as_deref(),
+        };
+        // Refusals made before the policy is asked are decisions too (audited and counted).
+        let refused = |verdict: Verdict| {
+            self.guard.decided(&site, who, call, verdict);
+        };
         if let Some(rec) = &self.recorder {
             match rec.is_revoked(&recording_id(session, &who.subject)) {
                 Ok(false) => {}
                 Ok(true) => {
                     tracing::info!(subject = %who.subject, "refused a call in a revoked MCP session");
+                    refused(Verdict::Deny {
+                        rule: None,
+                        reason: "the MCP session was revoked by an operator".into(),
+                    });
                     return Err(Refusal {
                         code: DENIED,
                         message:
@@ -588,6 +612,10 @@ impl McpGuard {
                 }
                 Err(stale) => {
                     tracing::error!(subject = %who.subject, error = %stale, "refused an MCP call: revocations unknown");
+                    self.guard.store_error("revocations");
+                    refused(Verdict::Unavailable {
+                        reason: "the revocations are not known".into(),
+                    });
                     return Err(Refusal {
                         code: UNAVAILABLE,
                         message: stale.to_string(),
@@ -603,6 +631,12 @@ impl McpGuard {
         if let Call::McpTool { name, .. } = call {
             if changed && self.changed_approval.is_none() {
                 tracing::warn!(subject = %who.subject, tool = %name, server = %self.server, "refused a call to a tool whose definition changed");
+                refused(Verdict::Deny {
+                    rule: None,
+                    reason: format!(
+                        "tool `{name}` changed its definition since it was first listed"
+                    ),
+                });
                 return Err(Refusal {
                     code: DENIED,
                     message: format!(
@@ -612,22 +646,36 @@ impl McpGuard {
                 });
             }
         }
-        let mut verdict = self.guard.authorize(who, call, None).await;
-        if let (true, Some(spec), Verdict::Allow { .. }) =
-            (changed, &self.changed_approval, &verdict)
-        {
+        let verdict = match (&self.changed_approval, changed) {
             // Allowed by the policy, but the tool is not what was first listed: a human decides.
-            let reason = format!(
-                "{} changed its definition since it was first listed; calls to it need approval by {}",
-                call.summary(),
-                spec.approvers.join(", ")
-            );
-            verdict = self.guard.approve(who, call, spec, None, reason).await;
-        }
+            (Some(spec), true) => {
+                self.guard
+                    .authorize_escalated(&site, who, call, spec, || {
+                        format!(
+                            "{} changed its definition since it was first listed; calls to it need approval by {}",
+                            call.summary(),
+                            spec.approvers.join(", ")
+                        )
+                    })
+                    .await
+            }
+            _ => self.guard.authorize(&site, who, call, None).await,
+        };
         if let Some(rec) = &self.recorder {
-            if let Err(e) = record(rec, self.transport, session, origin, who, call, &verdict).await
-            {
+            let started = std::time::Instant::now();
+            let recorded = record(rec, self.transport, session, origin, who, call, &verdict)
+                .instrument(crate::trace::step("hoopguard.record"))
+                .await;
+            if let Some(m) = self.guard.metrics() {
+                m.recorded(started.elapsed());
+            }
+            if let Err(e) = recorded {
                 tracing::error!(error = %e, "cannot record an MCP call; refusing it");
+                self.guard.store_error("recordings");
+                // The audit stream said what the policy decided; it says this too.
+                refused(Verdict::Unavailable {
+                    reason: "the call could not be recorded".into(),
+                });
                 return Err(Refusal {
                     code: UNAVAILABLE,
                     message: "refused because the call could not be recorded; try again later"

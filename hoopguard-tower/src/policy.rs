@@ -71,6 +71,33 @@ use tower::{Layer, Service};
 
 use crate::body::GuardBody;
 use crate::metrics::Metrics;
+use hoopguard_core::audit::{AuditLog, Line};
+
+/// Where a call is decided: what the audit stream, the metrics and the trace name besides the
+/// caller and the call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Site<'a> {
+    /// `aws`, `mcp`, `admin` or `http` (a [`PolicyLayer`]).
+    pub protocol: &'static str,
+    /// The AWS connection or MCP server the call is for.
+    pub connection: Option<&'a str>,
+    /// The recording the call is in.
+    pub session: Option<&'a str>,
+    /// The caller's address.
+    pub client: Option<&'a str>,
+}
+
+impl Site<'_> {
+    /// A site of `protocol` with nothing else known.
+    pub const fn of(protocol: &'static str) -> Site<'static> {
+        Site {
+            protocol,
+            connection: None,
+            session: None,
+            client: None,
+        }
+    }
+}
 
 /// The outcome of [`Guard::authorize`]: defined in core, with the refusal texts every protocol
 /// says.
@@ -83,6 +110,7 @@ pub struct Guard {
     approvals: Approvals,
     limits: Arc<dyn LimitStore>,
     metrics: Option<(Arc<Metrics>, &'static str)>,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl Guard {
@@ -93,7 +121,25 @@ impl Guard {
             approvals,
             limits: Arc::new(MemoryLimits::default()),
             metrics: None,
+            audit: None,
         }
+    }
+
+    /// Writes every decision to `log` (the audit stream: [`hoopguard_core::audit`]).
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// The audit stream decisions are written to, if any.
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// The metrics decisions are counted in, if any (the data paths count their recording time
+    /// and store errors there too).
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref().map(|(m, _)| m)
     }
 
     /// Counts the policy's rate limits in `store` (default: [`MemoryLimits`], per process).
@@ -126,17 +172,54 @@ impl Guard {
     /// Decides `call` by `who`; for `approve` decisions, looks for a grant or opens an approval.
     /// `asked` binds a `once` grant to the exact request and says what the approver sees
     /// ([`Asked`]).
-    pub async fn authorize(&self, who: &Identity, call: &Call, asked: Option<&Asked>) -> Verdict {
-        self.authorize_with(who, call, || asked.cloned()).await
+    pub async fn authorize(
+        &self,
+        site: &Site<'_>,
+        who: &Identity,
+        call: &Call,
+        asked: Option<&Asked>,
+    ) -> Verdict {
+        self.authorize_with(site, who, call, || asked.cloned())
+            .await
     }
 
     /// [`Guard::authorize`], making what was asked only when an approval needs it (building an
     /// approver's view of a call is not free; most calls are allowed or denied outright).
     pub async fn authorize_with(
         &self,
+        site: &Site<'_>,
         who: &Identity,
         call: &Call,
         asked: impl FnOnce() -> Option<Asked>,
+    ) -> Verdict {
+        let verdict = self
+            .judge(who, call, asked, None::<(&ApprovalSpec, fn() -> String)>)
+            .await;
+        self.decided(site, who, call, verdict)
+    }
+
+    /// [`Guard::authorize`], except that a call the policy allows goes to approval by `spec`
+    /// instead, for `reason` (an MCP tool whose definition changed since it was first listed):
+    /// one decision, counted and audited once.
+    pub async fn authorize_escalated(
+        &self,
+        site: &Site<'_>,
+        who: &Identity,
+        call: &Call,
+        spec: &ApprovalSpec,
+        reason: impl FnOnce() -> String,
+    ) -> Verdict {
+        let verdict = self.judge(who, call, || None, Some((spec, reason))).await;
+        self.decided(site, who, call, verdict)
+    }
+
+    /// The verdict on one call, not yet logged or audited.
+    async fn judge(
+        &self,
+        who: &Identity,
+        call: &Call,
+        asked: impl FnOnce() -> Option<Asked>,
+        escalate: Option<(&ApprovalSpec, impl FnOnce() -> String)>,
     ) -> Verdict {
         let (decision, limits) = {
             let policy = self.policy.load();
@@ -147,15 +230,27 @@ impl Guard {
             };
             (decision, limits)
         };
-        let verdict = match (decision.effect, &decision.approval) {
-            (Effect::Allow, _) => match self.count(&limits, Take::IfRoom).await {
+        match (decision.effect, &decision.approval, escalate) {
+            (Effect::Allow, _, Some((spec, reason))) => {
+                let asked = asked();
+                self.gate_counted(
+                    who,
+                    call,
+                    spec,
+                    asked.as_ref(),
+                    (Some(spec.rule.clone()), reason()),
+                    &limits,
+                )
+                .await
+            }
+            (Effect::Allow, _, None) => match self.count(&limits, Take::IfRoom).await {
                 Some(refused) => refused,
                 None => Verdict::Allow {
                     rule: decision.rule,
                     approval_id: None,
                 },
             },
-            (Effect::Approve, Some(spec)) => {
+            (Effect::Approve, Some(spec), _) => {
                 let asked = asked();
                 self.gate_counted(
                     who,
@@ -171,8 +266,7 @@ impl Guard {
                 rule: decision.rule,
                 reason: decision.reason,
             },
-        };
-        self.decided(who, call, verdict)
+        }
     }
 
     /// [`Guard::gate`] under `limits`: a call over one asks no approver (a peek), and a
@@ -214,6 +308,7 @@ impl Guard {
             }),
             Err(e) => {
                 tracing::error!(error = %e, "rate-limit store failed; refusing the call");
+                self.store_error("limits");
                 Some(Verdict::Unavailable {
                     reason: "the rate limits could not be counted".into(),
                 })
@@ -231,6 +326,7 @@ impl Guard {
     /// rather than refusal). The policy's limits that match the call count it when granted.
     pub async fn approve(
         &self,
+        site: &Site<'_>,
         who: &Identity,
         call: &Call,
         spec: &ApprovalSpec,
@@ -248,7 +344,14 @@ impl Guard {
                 &limits,
             )
             .await;
-        self.decided(who, call, verdict)
+        self.decided(site, who, call, verdict)
+    }
+
+    /// Counts a failure of `store` (`approvals`, `limits`, `recordings`, …) in the metrics.
+    pub fn store_error(&self, store: &'static str) {
+        if let Some(m) = self.metrics() {
+            m.store_error(store);
+        }
     }
 
     async fn gate(
@@ -268,6 +371,7 @@ impl Guard {
             Ok(Gate::Pending(approval)) => Verdict::Pending { approval, reason },
             Err(e) => {
                 tracing::error!(error = %e, "approval store failed; refusing the call");
+                self.store_error("approvals");
                 Verdict::Unavailable {
                     reason: format!("the approval store failed ({e})"),
                 }
@@ -275,16 +379,80 @@ impl Guard {
         }
     }
 
-    /// Logs and counts a verdict.
-    fn decided(&self, who: &Identity, call: &Call, verdict: Verdict) -> Verdict {
-        let summary = self.approvals.masker().mask_text(&call.summary());
-        tracing::info!(subject = %who.subject, call = %summary, decision = verdict.decision(),
-            rule = ?match &verdict { Verdict::Allow { rule, .. } | Verdict::Deny { rule, .. } => rule.clone(), Verdict::Throttled { rule, .. } => Some(rule.clone()), _ => None },
+    /// Logs, counts, traces and audits a verdict: every decision passes here, including those
+    /// a data path makes without the policy (a request it cannot read, a revoked session), so
+    /// the audit stream and the metrics miss none.
+    pub fn decided(
+        &self,
+        site: &Site<'_>,
+        who: &Identity,
+        call: &Call,
+        verdict: Verdict,
+    ) -> Verdict {
+        let masker = self.approvals.masker();
+        let summary = masker.mask_text(&call.summary());
+        // A connection is a configured name, or a wrapped server's command line (which may
+        // hold a key): masked like the summary.
+        let connection = site.connection.map(|c| masker.mask_text(c));
+        let site = &Site {
+            connection: connection.as_deref(),
+            ..*site
+        };
+        let (rule, approval_id, reason) = verdict.parts();
+        let decision = verdict.decision();
+        tracing::info!(subject = %who.subject, call = %summary, decision, rule = ?rule,
             "decided");
+        let span = tracing::Span::current();
+        span.record("hoopguard.subject", who.subject.as_str());
+        span.record("hoopguard.issuer", who.issuer.as_str());
+        if let Some(c) = site.connection {
+            span.record("hoopguard.connection", c);
+        }
+        span.record("hoopguard.call", summary.as_str());
+        span.record("hoopguard.decision", decision);
+        if let Some(r) = &rule {
+            span.record("hoopguard.rule", r.as_str());
+        }
+        if let Some(a) = &approval_id {
+            span.record("hoopguard.approval_id", a.as_str());
+        }
         if let Some((m, listener)) = &self.metrics {
-            m.record_decision(listener, verdict.decision());
+            m.record_decision(listener, decision);
+            m.record_detail(site, &who.subject, rule.as_deref(), decision);
+        }
+        if let Some(log) = &self.audit {
+            log.write(&Line {
+                protocol: site.protocol,
+                connection: site.connection.map(str::to_string),
+                session: site.session.map(str::to_string),
+                subject: who.subject.clone(),
+                issuer: who.issuer.clone(),
+                groups: who.groups.clone(),
+                client: site.client.map(str::to_string),
+                call: masker.mask_json(&audited_call(call)),
+                decision,
+                rule,
+                approval_id,
+                reason: reason.map(|r| masker.mask_text(&r)),
+                retry_after_secs: verdict.retry_after_secs(),
+                ..Line::default()
+            });
         }
         verdict
+    }
+}
+
+/// What the audit stream says of a call: its actions and resources, or the tool, resource or
+/// prompt named — never the arguments.
+fn audited_call(call: &Call) -> Value {
+    match call {
+        Call::Aws { actions, region } => {
+            json!({"kind": "aws", "actions": actions, "region": region})
+        }
+        Call::McpTool { name, .. } => json!({"kind": "tool", "name": name}),
+        Call::McpResource { uri } => json!({"kind": "resource", "uri": uri}),
+        Call::McpPrompt { name } => json!({"kind": "prompt", "name": name}),
+        other => json!({"kind": "other", "summary": other.summary()}),
     }
 }
 
@@ -380,7 +548,7 @@ where
                     ));
                 }
             };
-            let verdict = guard.authorize(&who, &call, None).await;
+            let verdict = guard.authorize(&Site::of("http"), &who, &call, None).await;
             if let Some(body) = verdict.refusal_json() {
                 let status = match verdict {
                     Verdict::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -433,6 +601,129 @@ mod tests {
             Policy::compile(&rules).unwrap(),
             Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
         )
+    }
+
+    /// A writer the test reads back (the audit log writes from a thread of its own).
+    #[derive(Clone, Default)]
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_decision_is_audited_and_counted_once_without_arguments() {
+        let out = Shared::default();
+        let log = Arc::new(AuditLog::to_writer(Box::new(out.clone())));
+        let metrics = Arc::new(Metrics::new());
+        let g = guard()
+            .with_audit(log.clone())
+            .with_metrics(metrics.clone(), "t");
+        let alice = who("alice", &["dev"]);
+        let site = Site {
+            protocol: "mcp",
+            connection: Some("srv"),
+            session: Some("mcp-1"),
+            client: Some("10.0.0.1:5"),
+        };
+        let secret_args = json!({"token": "AKIAIOSFODNN7EXAMPLE"});
+        let echo = Call::tool("echo", secret_args.clone());
+        assert!(matches!(
+            g.authorize(&site, &alice, &echo, None).await,
+            Verdict::Allow { .. }
+        ));
+        let other = Call::tool("drop_table", json!({}));
+        assert!(matches!(
+            g.authorize(&site, &alice, &other, None).await,
+            Verdict::Deny { .. }
+        ));
+        // A changed tool the policy allows goes to approval: one decision, one line.
+        let spec = ApprovalSpec {
+            rule: "changed-tool".into(),
+            approvers: vec!["managers".into()],
+            quorum: 1,
+            grant: hoopguard_core::policy::GrantKind::Once,
+            window: None,
+            expires: std::time::Duration::from_secs(60),
+            hold: None,
+        };
+        let v = g
+            .authorize_escalated(&site, &alice, &echo, &spec, || "changed".into())
+            .await;
+        assert!(matches!(v, Verdict::Pending { .. }), "{v:?}");
+        // A refusal a data path makes on its own passes here too.
+        g.decided(
+            &Site::of("aws"),
+            &alice,
+            &other,
+            Verdict::Deny {
+                rule: None,
+                reason: "unreadable".into(),
+            },
+        );
+        log.close();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<(&str, &str, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["decision"].as_str().unwrap(),
+                    l["rule"].as_str().unwrap_or("-"),
+                    l["protocol"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("allow", "echo", "mcp"),
+                ("deny", "-", "mcp"),
+                ("approve", "changed-tool", "mcp"),
+                ("deny", "-", "aws"),
+            ]
+        );
+        assert_eq!(lines[0]["connection"], "srv");
+        assert_eq!(lines[0]["session"], "mcp-1");
+        assert_eq!(lines[0]["client"], "10.0.0.1:5");
+        assert_eq!(lines[0]["call"], json!({"kind": "tool", "name": "echo"}));
+        assert!(
+            lines[2]["approval_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("apr_")
+        );
+        assert!(
+            !text.contains("AKIA"),
+            "no arguments in the audit stream: {text}"
+        );
+        let m = metrics.encode();
+        for series in [
+            r#"hoopguard_decisions_total{listener="t",decision="allow"} 1"#,
+            r#"hoopguard_rule_decisions_total{rule="echo",decision="allow"} 1"#,
+            r#"hoopguard_rule_decisions_total{rule="(none)",decision="deny"} 2"#,
+            r#"hoopguard_rule_decisions_total{rule="changed-tool",decision="approve"} 1"#,
+            r#"hoopguard_connection_decisions_total{protocol="mcp",connection="srv",decision="deny"} 1"#,
+            r#"hoopguard_connection_decisions_total{protocol="aws",connection="(none)",decision="deny"} 1"#,
+        ] {
+            assert!(m.contains(series), "no `{series}` in\n{m}");
+        }
+        assert!(!m.contains("alice"), "no subject labels by default");
+        let m = Metrics::with_subject_labels();
+        m.record_detail(&site, "alice", None, "deny");
+        assert!(
+            m.encode().contains(
+                r#"hoopguard_subject_decisions_total{subject="alice",decision="deny"} 1"#
+            )
+        );
     }
 
     fn who(sub: &str, groups: &[&str]) -> Arc<Identity> {

@@ -125,7 +125,12 @@ pub(crate) fn aws_with(
     crate::aws::output(out)
 }
 
-fn aws(gw: &Gateway, token_file: &Path, args: &[&str], extra: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn aws(
+    gw: &Gateway,
+    token_file: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (bool, String) {
     let mut cmd = Command::new(venv().join("bin/aws"));
     cmd.args(args);
     agent_env(&mut cmd, gw, token_file);

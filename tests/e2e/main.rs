@@ -16,3 +16,4 @@ mod rate_limits;
 mod replicas;
 mod sessions;
 mod support;
+mod telemetry;

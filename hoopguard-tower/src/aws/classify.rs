@@ -102,6 +102,7 @@ where
             .get(&verified.session.connection)
             .and_then(|c| c.account.as_deref());
         let headers = pairs(req.headers());
+        let step = crate::trace::step("hoopguard.classify").entered();
         let classified = classify(&Parts {
             method: req.method().as_str(),
             path: req.uri().path(),
@@ -117,6 +118,7 @@ where
             .get::<ErrorFormat>()
             .copied()
             .unwrap_or_else(|| ErrorFormat::of(req.headers(), Some(&verified.service)));
+        drop(step);
         drop(headers);
         req.extensions_mut().insert(format);
         req.extensions_mut().insert(AwsCall { classified });

@@ -52,11 +52,12 @@ use hoopguard_core::record::{RecordError, Recorder};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::verify::Incoming;
 use super::{AwsBody, AwsCall, ErrorFormat, UNREADABLE, pairs, session_id, unwired};
 use crate::body::OwnBody;
-use crate::policy::{Guard, Verdict};
+use crate::policy::{Guard, Site, Verdict};
 use crate::record::{Origin, RecordTarget};
 
 /// A request extension naming the recording an in-process call is recorded in instead of its
@@ -177,7 +178,18 @@ where
                 BindingBody::Sha256(h) => (Some(h.to_string()), None),
                 BindingBody::Unsigned { length } => (None, length),
             };
+            let origin = parts
+                .extensions
+                .get::<Origin>()
+                .cloned()
+                .unwrap_or_default();
             let (classified, verdict) = {
+                let site = Site {
+                    protocol: "aws",
+                    connection: Some(&verified.session.connection),
+                    session: config.recorder.is_some().then_some(session.as_str()),
+                    client: origin.addr.as_deref(),
+                };
                 let headers = pairs(&parts.headers);
                 let exact = Exact {
                     connection: &verified.session.connection,
@@ -192,16 +204,12 @@ where
                     bytes: inspected.as_ref().map(|b| b.len()),
                 };
                 let (classified, verdict) =
-                    decide(&config, &who, &verified, &exact, call.classified).await;
+                    decide(&config, &site, &who, &verified, &exact, call.classified).await;
                 // Record the call before answering; a call that cannot be recorded is refused.
                 if let Some(rec) = &config.recorder {
                     let asked = Asked {
                         verified: &verified,
-                        origin: parts
-                            .extensions
-                            .get::<Origin>()
-                            .cloned()
-                            .unwrap_or_default(),
+                        origin: origin.clone(),
                         content_type: parts
                             .extensions
                             .get::<Incoming>()
@@ -210,8 +218,25 @@ where
                         body: inspected.as_deref(),
                         own_session,
                     };
-                    if let Err(e) = record(rec, &session, &asked, &classified, &verdict).await {
+                    let started = std::time::Instant::now();
+                    let recorded = record(rec, &session, &asked, &classified, &verdict)
+                        .instrument(crate::trace::step("hoopguard.record"))
+                        .await;
+                    if let Some(m) = config.guard.metrics() {
+                        m.recorded(started.elapsed());
+                    }
+                    if let Err(e) = recorded {
                         tracing::error!(error = %e, "cannot record the call; refusing it");
+                        config.guard.store_error("recordings");
+                        // The audit stream said what the policy decided; it says this too.
+                        config.guard.decided(
+                            &site,
+                            &who,
+                            &classified.call,
+                            Verdict::Unavailable {
+                                reason: "the call could not be recorded".into(),
+                            },
+                        );
                         return Ok(format.refuse(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "ServiceUnavailable",
@@ -326,6 +351,7 @@ impl Exact<'_> {
 /// Classification, policy and approvals for one call.
 async fn decide(
     config: &Config,
+    site: &Site<'_>,
     who: &Identity,
     verified: &Verified,
     exact: &Exact<'_>,
@@ -349,7 +375,7 @@ async fn decide(
         Ok(c) => {
             let verdict = config
                 .guard
-                .authorize_with(who, &c.call, || Some(exact.asked(verified, &c)))
+                .authorize_with(site, who, &c.call, || Some(exact.asked(verified, &c)))
                 .await;
             (c, verdict)
         }
@@ -360,6 +386,7 @@ async fn decide(
                 rule: Some(UNREADABLE.into()),
                 reason: format!("hoopguard refuses this request: {why}"),
             };
+            let verdict = config.guard.decided(site, who, &c.call, verdict);
             (c, verdict)
         }
         Err(ClassifyError::Unknown(why)) => {
@@ -372,6 +399,7 @@ async fn decide(
                         "hoopguard could not classify this call, so it is refused: {why}"
                     ),
                 };
+                let verdict = config.guard.decided(site, who, &c.call, verdict);
                 return (c, verdict);
             };
             // The operator asked for a human to judge what hoopguard cannot: the exact request
@@ -383,7 +411,7 @@ async fn decide(
             let asked = exact.asked(verified, &c);
             let verdict = config
                 .guard
-                .approve(who, &c.call, spec, Some(&asked), reason)
+                .approve(site, who, &c.call, spec, Some(&asked), reason)
                 .await;
             (c, verdict)
         }

@@ -103,8 +103,10 @@ fn unwired<B: OwnBody>(layer: &str) -> Response<B> {
     )
 }
 
-/// The whole AWS data path, in order: [`RecordLayer`] → [`MaskLayer`] → [`SigV4Verify`] →
-/// [`Classify`] → [`Decide`] → [`Resign`] → the client. See the [module docs](self).
+/// The whole AWS data path, in order: [`TraceLayer`](crate::trace::TraceLayer) →
+/// [`RecordLayer`] → [`MaskLayer`] → [`SigV4Verify`] → [`Classify`] → [`Decide`] → [`Resign`] →
+/// [`UpstreamTraceLayer`](crate::trace::UpstreamTraceLayer) → the client. See the
+/// [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Stack {
     verify: SigV4VerifyLayer,
@@ -116,8 +118,11 @@ pub struct Stack {
 }
 
 /// A client wrapped by [`Stack::service`].
-pub type Guarded<C> =
-    crate::record::RecordService<crate::mask::Mask<SigV4Verify<Classify<Decide<Resign<C>>>>>>;
+pub type Guarded<C> = crate::trace::Trace<
+    crate::record::RecordService<
+        crate::mask::Mask<SigV4Verify<Classify<Decide<Resign<crate::trace::UpstreamTrace<C>>>>>>,
+    >,
+>;
 
 impl Stack {
     /// Calls signed with `minter`'s pseudo-credentials, decided by `guard`, re-signed with the
@@ -186,12 +191,14 @@ impl Stack {
             resign = resign.upstream_timeout(t);
         }
         tower::ServiceBuilder::new()
+            .layer(crate::trace::TraceLayer::new("hoopguard.aws"))
             .layer(record)
             .layer(self.mask)
             .layer(verify)
             .layer(ClassifyLayer::new(self.connections))
             .layer(decide)
             .layer(resign)
+            .layer(crate::trace::UpstreamTraceLayer::new())
             .service(client)
     }
 }

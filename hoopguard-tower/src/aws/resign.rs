@@ -41,6 +41,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::{AwsBody, ErrorFormat, StreamBody, unwired};
 use crate::BoxError;
@@ -218,6 +219,7 @@ where
     let creds = conn
         .broker
         .credentials(&verified.session)
+        .instrument(crate::trace::step("hoopguard.broker"))
         .await
         .map_err(|e| {
             (

@@ -55,6 +55,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::{AwsBody, ErrorFormat, header, pairs};
 use crate::BoxError;
@@ -180,7 +181,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         Box::pin(async move {
-            match verify(&config, req).await {
+            let verified = verify(&config, req)
+                .instrument(crate::trace::step("hoopguard.auth"))
+                .await;
+            match verified {
                 Ok(req) => inner.call(req).await,
                 Err(refusal) => Ok(refusal),
             }
