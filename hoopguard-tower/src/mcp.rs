@@ -594,7 +594,8 @@ impl McpGuard {
             self.guard.decided(&site, who, call, verdict);
         };
         if let Some(rec) = &self.recorder {
-            match rec.is_revoked(&recording_id(session, &who.subject)) {
+            let id = recording.as_deref().unwrap_or_default();
+            match rec.is_revoked(id) {
                 Ok(false) => {}
                 Ok(true) => {
                     tracing::info!(subject = %who.subject, "refused a call in a revoked MCP session");

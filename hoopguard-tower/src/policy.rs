@@ -230,43 +230,29 @@ impl Guard {
             };
             (decision, limits)
         };
-        match (decision.effect, &decision.approval, escalate) {
-            (Effect::Allow, _, Some((spec, reason))) => {
-                let asked = asked();
-                self.gate_counted(
-                    who,
-                    call,
-                    spec,
-                    asked.as_ref(),
-                    (Some(spec.rule.clone()), reason()),
-                    &limits,
-                )
-                .await
+        // What goes to approval, and under which rule and reason.
+        let (spec, why) = match (decision.effect, &decision.approval, escalate) {
+            (Effect::Allow, _, Some((spec, reason))) => (spec, (Some(spec.rule.clone()), reason())),
+            (Effect::Allow, _, None) => {
+                return match self.count(&limits, Take::IfRoom).await {
+                    Some(refused) => refused,
+                    None => Verdict::Allow {
+                        rule: decision.rule,
+                        approval_id: None,
+                    },
+                };
             }
-            (Effect::Allow, _, None) => match self.count(&limits, Take::IfRoom).await {
-                Some(refused) => refused,
-                None => Verdict::Allow {
+            (Effect::Approve, Some(spec), _) => (&**spec, (decision.rule, decision.reason)),
+            _ => {
+                return Verdict::Deny {
                     rule: decision.rule,
-                    approval_id: None,
-                },
-            },
-            (Effect::Approve, Some(spec), _) => {
-                let asked = asked();
-                self.gate_counted(
-                    who,
-                    call,
-                    spec,
-                    asked.as_ref(),
-                    (decision.rule, decision.reason),
-                    &limits,
-                )
-                .await
+                    reason: decision.reason,
+                };
             }
-            _ => Verdict::Deny {
-                rule: decision.rule,
-                reason: decision.reason,
-            },
-        }
+        };
+        let asked = asked();
+        self.gate_counted(who, call, spec, asked.as_ref(), why, &limits)
+            .await
     }
 
     /// [`Guard::gate`] under `limits`: a call over one asks no approver (a peek), and a
@@ -393,7 +379,12 @@ impl Guard {
         let summary = masker.mask_text(&call.summary());
         // A connection is a configured name, or a wrapped server's command line (which may
         // hold a key): masked like the summary.
-        let connection = site.connection.map(|c| masker.mask_text(c));
+        let span = tracing::Span::current();
+        let observed = self.metrics.is_some() || self.audit.is_some() || !span.is_disabled();
+        let connection = site
+            .connection
+            .filter(|_| observed)
+            .map(|c| masker.mask_text(c));
         let site = &Site {
             connection: connection.as_deref(),
             ..*site
@@ -402,7 +393,6 @@ impl Guard {
         let decision = verdict.decision();
         tracing::info!(subject = %who.subject, call = %summary, decision, rule = ?rule,
             "decided");
-        let span = tracing::Span::current();
         span.record("hoopguard.subject", who.subject.as_str());
         span.record("hoopguard.issuer", who.issuer.as_str());
         if let Some(c) = site.connection {
