@@ -1,13 +1,17 @@
 //! Decision latency with 10, 1,000 and 10,000 rules: the indexed engine against a full scan of
-//! the same compiled rules (the baseline), in the same run.
+//! the same compiled rules (the baseline), in the same run. Then the rate-limit hot path: one
+//! call through `Guard::authorize` with 0 (the baseline), 1 and 10 limits matching it, counted
+//! in the embedded store.
 //!
 //! `cargo bench --bench policy`
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use hoopguard::core::approvals::{Approvals, SqliteStore};
 use hoopguard::core::identity::Identity;
-use hoopguard::core::policy::{Call, Effect, Policy, RuleConfig};
+use hoopguard::core::policy::{Call, Effect, LimitConfig, Policy, RuleConfig};
+use hoopguard::tower::policy::{Guard, Site, Verdict};
 
 /// `n` rules over 50 services: mostly exact allows, every 10th a wildcard, some denies and
 /// approvals, each for one of 20 groups, half with resource patterns.
@@ -79,5 +83,51 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `Guard::authorize` for a call matched by `n` limits, each far from full (a window of a day
+/// and a billion calls, so every iteration is counted and none refused).
+fn limits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let rules: Vec<RuleConfig> = serde_json::from_value(serde_json::json!([
+        {"name": "s3", "effect": "allow", "actions": ["s3:*"]},
+    ]))
+    .unwrap();
+    let call = Call::aws("s3:GetObject", &["arn:aws:s3:::b/k"], Some("us-east-1"));
+    let who = Identity::new(
+        "agent-7",
+        vec!["dev".into()],
+        "https://idp",
+        std::time::SystemTime::now(),
+    );
+    let site = Site {
+        connection: Some("default"),
+        ..Site::of("aws")
+    };
+    let mut group = c.benchmark_group("limits");
+    for n in [0usize, 1, 10] {
+        let limits: Vec<LimitConfig> = (0..n)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "name": format!("limit-{i}"), "actions": ["s3:*"],
+                    "calls": 1_000_000_000u32, "per": "1d",
+                    "by": if i % 2 == 0 { serde_json::json!(["caller"]) } else { serde_json::json!(["caller", "connection"]) },
+                }))
+                .unwrap()
+            })
+            .collect();
+        let guard = Guard::new(
+            Policy::compile_with_limits(&rules, &limits).unwrap(),
+            Approvals::new(std::sync::Arc::new(SqliteStore::open_in_memory().unwrap())),
+        );
+        let v = rt.block_on(guard.authorize(&site, &who, &call, None));
+        assert!(matches!(v, Verdict::Allow { .. }), "{v:?}");
+        group.bench_function(BenchmarkId::new("authorize", n), |b| {
+            b.iter(|| rt.block_on(guard.authorize(black_box(&site), &who, black_box(&call), None)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, limits);
 criterion_main!(benches);

@@ -67,6 +67,7 @@ helm template hg "$chart" \
     --set autoscaling.enabled=false --set replicaCount=3 \
     --set serviceMonitor.enabled=true --set networkPolicy.enabled=true \
     --set secrets.digestSigningKey.secretName=hg-digest \
+    --set secrets.previousGatewayKey.secretName=hg-old-key \
     --set secrets.extraEnvFrom=hg-extra >"$work/all.yaml"
 # The schema refuses what it does not know.
 if helm template hg "$chart" --set replicaCount=two >/dev/null 2>&1 \
@@ -81,6 +82,11 @@ for f in "$work/default.yaml" "$work/all.yaml"; do
 done
 grep -q 'kind: ServiceMonitor' "$work/all.yaml"
 grep -q 'kind: NetworkPolicy' "$work/all.yaml"
+grep -q 'name: HOOPGUARD_PREVIOUS_GATEWAY_KEY' "$work/all.yaml"
+if grep -q 'name: HOOPGUARD_PREVIOUS_GATEWAY_KEY' "$work/default.yaml"; then
+    echo "check-deploy: the default chart sets a previous gateway key" >&2
+    exit 1
+fi
 
 # The chart's default config is one the gateway accepts (the database URL file given locally).
 "$venv/bin/python" - "$work/default.yaml" "$work/hoopguard.toml" "$work/database-url" <<'PY'
@@ -96,6 +102,10 @@ else:
 PY
 echo "postgres://hoopguard:check@db.internal:5432/hoopguard" >"$work/database-url"
 HOOPGUARD_GATEWAY_KEY=a-check-only-gateway-key-of-at-least-32-bytes \
+    "$bin" check --config "$work/hoopguard.toml" >/dev/null
+# Mid-rotation: both keys (the previous one must differ and be 32+ bytes too).
+HOOPGUARD_GATEWAY_KEY=a-check-only-gateway-key-of-at-least-32-bytes \
+    HOOPGUARD_PREVIOUS_GATEWAY_KEY=the-previous-check-only-gateway-key-32b \
     "$bin" check --config "$work/hoopguard.toml" >/dev/null
 
 echo "check-deploy: OK"

@@ -525,6 +525,7 @@ pub struct AwsConfig {
     pub gateway_key: Option<String>,
     /// Gateway keys of before a rotation: pseudo-credentials they minted are still accepted
     /// (until they expire, at most `credentials_ttl`); new ones are minted with `gateway_key`.
+    /// Empty entries are ignored (`"${HOOPGUARD_PREVIOUS_GATEWAY_KEY:-}"` outside a rotation).
     #[serde(default)]
     pub previous_gateway_keys: Vec<String>,
     /// How long pseudo-credentials last (never past the caller's token). Default `1h`.
@@ -1099,6 +1100,9 @@ impl Config {
             })?;
         let mut cfg = cfg;
         // `${VAR:-}` gives an empty string: an empty optional setting is an absent one.
+        cfg.aws
+            .previous_gateway_keys
+            .retain(|k| !k.trim().is_empty());
         for conn in cfg.aws.connections.values_mut() {
             for v in [
                 &mut conn.role_arn,
@@ -1312,6 +1316,7 @@ impl Config {
                 format!("({what} `{}`) {}", e.name, e.message),
             ));
         }
+        self.validate_limit_connections()?;
         if self.aws.gateway_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(("aws.gateway_key".into(), "must be at least 32 bytes".into()));
         }
@@ -1397,6 +1402,40 @@ impl Config {
                     "identity.dev_issuer.issuer".into(),
                     "the same issuer is also listed in [[identity.issuers]]".into(),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A limit's `connections` entry without wildcards must name a connection (an AWS
+    /// connection, the MCP upstream's name or URL, or a `stdio:` command of `hoopguard wrap`):
+    /// a typo would silently count nothing.
+    fn validate_limit_connections(&self) -> Result<(), (String, String)> {
+        let mcp = self.mcp.upstream.as_ref();
+        let known = |c: &str| {
+            self.aws.connections.contains_key(c)
+                || mcp.is_some_and(|u| u.name.as_deref().unwrap_or(&u.url) == c)
+                || c.starts_with("stdio:")
+        };
+        for (i, l) in self.policy.limits.iter().enumerate() {
+            for (j, c) in l.connections.iter().enumerate() {
+                if !c.contains(['*', '?']) && !known(c) {
+                    let mut names: Vec<&str> =
+                        self.aws.connections.keys().map(String::as_str).collect();
+                    names.extend(mcp.map(|u| u.name.as_deref().unwrap_or(&u.url)));
+                    return Err((
+                        format!("policy.limits[{i}].connections[{j}]"),
+                        format!(
+                            "(limit `{}`) `{c}` is not a connection; the connections are: {}",
+                            l.name,
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -1525,10 +1564,19 @@ impl Config {
         ));
         for l in &self.policy.limits {
             out.push_str(&format!(
-                "  limit `{}`: at most {} calls per {} for each caller ({})\n",
+                "  limit `{}`: at most {} calls per {} {} ({})\n",
                 l.name,
                 l.calls,
                 humantime::format_duration(l.per),
+                match (
+                    l.by.contains(&hoopguard_core::policy::CountBy::Caller),
+                    l.by.contains(&hoopguard_core::policy::CountBy::Connection),
+                ) {
+                    (true, false) => "for each caller",
+                    (false, true) => "for each connection, all callers together",
+                    (true, true) => "for each caller on each connection",
+                    (false, false) => "for all calls together",
+                },
                 if self.store.is_shared() {
                     "counted across replicas"
                 } else {
@@ -1801,6 +1849,12 @@ audiences = ["hoopguard"]
         ))
         .unwrap_err();
         assert!(e.to_string().contains("is the current gateway_key"), "{e}");
+        // Outside a rotation the deployment configs leave the variable unset: no key at all.
+        let cfg = parse(&format!(
+            "{ISSUER}[aws]\n{new}previous_gateway_keys = [\"${{HOOPGUARD_UNSET_KEY:-}}\"]\n"
+        ))
+        .unwrap();
+        assert!(cfg.aws.previous_gateway_keys.is_empty());
     }
 
     #[test]
@@ -1818,6 +1872,26 @@ audiences = ["hoopguard"]
                 "limit `l`: at most 5 calls per 1m for each caller (counted in this process)"
             ),
             "{summary}"
+        );
+        // A limit on connections: literal names must name one (a typo would count nothing).
+        let on = |conns: &str| {
+            format!(
+                "{ISSUER}[aws.connections.prod]\nbroker = \"assume_role\"\nrole_arn = \"arn:aws:iam::123456789012:role/r\"\n{}",
+                ok.replace(
+                    "calls = 5",
+                    &format!("calls = 5\nconnections = {conns}\nby = [\"connection\"]")
+                )
+            )
+        };
+        let e = parse(&on("[\"prdo\"]")).unwrap_err();
+        assert_eq!(e.key, "policy.limits[0].connections[0]", "{e}");
+        assert!(e.message.contains("the connections are: prod"), "{e}");
+        let cfg = parse(&on("[\"prod\", \"staging-*\"]")).unwrap();
+        assert!(
+            cfg.summary(&Source::Quickstart)
+                .contains("per 1m for each connection, all callers together"),
+            "{}",
+            cfg.summary(&Source::Quickstart)
         );
     }
 

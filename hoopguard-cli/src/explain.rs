@@ -5,8 +5,8 @@ use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::{Call, GrantKind, Policy};
 
 /// The explanation as printed.
-pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
-    let e = policy.explain(who, call);
+pub fn render(policy: &Policy, who: &Identity, call: &Call, connection: Option<&str>) -> String {
+    let e = policy.explain(who, call, connection);
     let d = &e.decision;
     let mut out = format!(
         "call:      {} by `{}` (groups: {})\n",
@@ -56,10 +56,11 @@ pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
     if d.effect != hoopguard_core::policy::Effect::Deny {
         for l in &e.limits {
             out.push_str(&format!(
-                "limit:     counts against `{}` (at most {} calls per {} for each caller)\n",
+                "limit:     counts against `{}` (at most {} calls per {} {})\n",
                 l.limit,
                 l.calls,
-                hoopguard_core::duration::format(std::time::Duration::from_millis(l.per_ms))
+                hoopguard_core::duration::format(std::time::Duration::from_millis(l.per_ms)),
+                whose(&l.scope)
             ));
         }
     }
@@ -81,4 +82,15 @@ pub fn render(policy: &Policy, who: &Identity, call: &Call) -> String {
         }
     }
     out
+}
+
+/// Whose count a [`LimitKey`](hoopguard_core::policy::LimitKey)'s scope is, for people.
+fn whose(scope: &str) -> String {
+    if scope == "*" {
+        "counted for every caller together".into()
+    } else if scope.starts_with("connection=") {
+        format!("counted for {}", scope.replace('\n', ", "))
+    } else {
+        "for each caller".into()
+    }
 }

@@ -246,6 +246,10 @@ enum PolicyCommand {
         /// An MCP prompt name (prompts/get).
         #[arg(long, group = "what")]
         mcp_prompt: Option<String>,
+        /// The AWS connection or MCP server the call goes through (for limits on
+        /// `connections`; without it, every limit that could match is listed).
+        #[arg(long)]
+        connection: Option<String>,
     },
 }
 
@@ -363,6 +367,7 @@ fn main() -> ExitCode {
                     args,
                     mcp_resource,
                     mcp_prompt,
+                    connection,
                 },
         } => {
             let (cfg, _) = match Config::load(config.as_deref()) {
@@ -407,7 +412,10 @@ fn main() -> ExitCode {
                 "(explain)",
                 std::time::SystemTime::now(),
             );
-            print!("{}", explain::render(&policy, &who, &call));
+            print!(
+                "{}",
+                explain::render(&policy, &who, &call, connection.as_deref())
+            );
             ExitCode::SUCCESS
         }
         Command::Approvals { conn, command } => approvals(conn, command),

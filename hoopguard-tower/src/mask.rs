@@ -316,6 +316,9 @@ pin_project! {
         decoder: Option<Decoder>,
         trailers: Option<HeaderMap>,
         finished: bool,
+        // `hoopguard.mask`, while a masked body streams.
+        span: tracing::Span,
+        bytes: u64,
     }
 }
 
@@ -343,7 +346,9 @@ impl<B> MaskBody<B> {
         } else {
             Mode::Plain(Box::new(engine.stream()))
         };
-        Self::with(Some(body), mode, decoder)
+        let mut b = Self::with(Some(body), mode, decoder);
+        b.span = crate::trace::answer_step("hoopguard.mask");
+        b
     }
 
     fn with(inner: Option<B>, mode: Mode, decoder: Option<Decoder>) -> Self {
@@ -353,6 +358,8 @@ impl<B> MaskBody<B> {
             decoder,
             trailers: None,
             finished: false,
+            span: tracing::Span::none(),
+            bytes: 0,
         }
     }
 }
@@ -441,6 +448,7 @@ where
                         })?,
                         None => frame.to_vec(),
                     };
+                    *this.bytes += data.len() as u64;
                     match this.mode {
                         Mode::Plain(s) => s.push(&data, &mut out),
                         Mode::Sse { engine, buf } => {
@@ -462,6 +470,7 @@ where
                     if let Mode::Pass = this.mode {
                         continue;
                     }
+                    crate::trace::answer_done(this.span, *this.bytes);
                     let tail = match this.decoder.as_mut() {
                         Some(d) => d.finish().map_err(|e| -> BoxError {
                             format!("the compressed response is truncated: {e}").into()

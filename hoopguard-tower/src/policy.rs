@@ -193,7 +193,13 @@ impl Guard {
         asked: impl FnOnce() -> Option<Asked>,
     ) -> Verdict {
         let verdict = self
-            .judge(who, call, asked, None::<(&ApprovalSpec, fn() -> String)>)
+            .judge(
+                site.connection,
+                who,
+                call,
+                asked,
+                None::<(&ApprovalSpec, fn() -> String)>,
+            )
             .await;
         self.decided(site, who, call, verdict)
     }
@@ -209,13 +215,16 @@ impl Guard {
         spec: &ApprovalSpec,
         reason: impl FnOnce() -> String,
     ) -> Verdict {
-        let verdict = self.judge(who, call, || None, Some((spec, reason))).await;
+        let verdict = self
+            .judge(site.connection, who, call, || None, Some((spec, reason)))
+            .await;
         self.decided(site, who, call, verdict)
     }
 
     /// The verdict on one call, not yet logged or audited.
     async fn judge(
         &self,
+        connection: Option<&str>,
         who: &Identity,
         call: &Call,
         asked: impl FnOnce() -> Option<Asked>,
@@ -226,7 +235,7 @@ impl Guard {
             let decision = policy.decide(who, call);
             let limits = match decision.effect {
                 Effect::Deny => Vec::new(),
-                _ => policy.limits_for(who, call),
+                _ => policy.limits_for(who, call, connection),
             };
             (decision, limits)
         };
@@ -319,7 +328,7 @@ impl Guard {
         asked: Option<&Asked>,
         reason: String,
     ) -> Verdict {
-        let limits = self.policy.load().limits_for(who, call);
+        let limits = self.policy.load().limits_for(who, call, site.connection);
         let verdict = self
             .gate_counted(
                 who,
@@ -950,6 +959,44 @@ mod tests {
         g.swap_policy(Policy::compile_with_limits(&rules, &limits).unwrap());
         let (s, _, _) = call(&g, Some(who("alice", &[])), Some("echo")).await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn a_limit_by_connection_is_shared_by_its_callers_and_no_other_connection() {
+        let rules: Vec<RuleConfig> =
+            serde_json::from_value(json!([{"name": "echo", "effect": "allow", "tools": ["echo"]}]))
+                .unwrap();
+        let limits: Vec<hoopguard_core::policy::LimitConfig> = serde_json::from_value(json!([
+            {"name": "fragile-upstream", "tools": ["*"], "connections": ["fragile"],
+             "by": ["connection"], "calls": 2, "per": "1m"},
+        ]))
+        .unwrap();
+        let g = Guard::new(
+            Policy::compile_with_limits(&rules, &limits).unwrap(),
+            Approvals::new(Arc::new(SqliteStore::open_in_memory().unwrap())),
+        );
+        let echo = Call::tool("echo", json!({}));
+        let through = |c: &'static str| Site {
+            connection: Some(c),
+            ..Site::of("mcp")
+        };
+        let fragile = through("fragile");
+        // Two callers share the connection's two calls.
+        for w in ["alice", "bob"] {
+            let v = g.authorize(&fragile, &who(w, &[]), &echo, None).await;
+            assert!(matches!(v, Verdict::Allow { .. }), "{v:?}");
+        }
+        let v = g.authorize(&fragile, &who("carol", &[]), &echo, None).await;
+        assert!(
+            matches!(&v, Verdict::Throttled { rule, reason, .. }
+                if rule == "fragile-upstream" && reason.ends_with("through `fragile`")),
+            "{v:?}"
+        );
+        // The twin: the same caller through another connection is not counted.
+        let v = g
+            .authorize(&through("sturdy"), &who("carol", &[]), &echo, None)
+            .await;
+        assert!(matches!(v, Verdict::Allow { .. }), "{v:?}");
     }
 
     #[tokio::test]

@@ -154,6 +154,7 @@ where
                 bytes: 0,
                 started,
                 done: false,
+                span: crate::trace::answer_step("hoopguard.record_answer"),
             };
             Ok(resp.map(|body| RecordBody {
                 inner: body,
@@ -173,6 +174,7 @@ struct Tap {
     bytes: u64,
     started: Instant,
     done: bool,
+    span: tracing::Span,
 }
 
 impl Tap {
@@ -187,6 +189,7 @@ impl Tap {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        crate::trace::answer_done(&mut self.span, self.bytes);
         let body = (self.keep > 0).then(|| String::from_utf8_lossy(&self.kept).into_owned());
         let event = json!({
             "status": self.status,

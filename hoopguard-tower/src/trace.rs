@@ -70,6 +70,25 @@ pub fn step(name: &'static str) -> Span {
     tracing::info_span!(target: TARGET, "hoopguard.step", otel.name = name)
 }
 
+/// A child span of the current call's span for a step over the answer's body (`hoopguard.mask`,
+/// `hoopguard.record_answer`): it lasts while the body streams, and ends with the bytes it saw
+/// ([`answer_done`]), or when the body is dropped.
+pub fn answer_step(name: &'static str) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        "hoopguard.step",
+        otel.name = name,
+        hoopguard.bytes = tracing::field::Empty
+    )
+}
+
+/// Ends an [`answer_step`] span that saw `bytes` of the body.
+pub fn answer_done(span: &mut Span, bytes: u64) {
+    // As a signed integer: OpenTelemetry has no unsigned one (a u64 would export as a string).
+    span.record("hoopguard.bytes", i64::try_from(bytes).unwrap_or(i64::MAX));
+    *span = Span::none();
+}
+
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {

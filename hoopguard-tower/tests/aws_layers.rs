@@ -12,11 +12,14 @@ use aws_sigv4::http_request::{
 };
 use bytes::Bytes;
 use hoopguard_core::approvals::{Approvals, SqliteStore};
+use hoopguard_core::audit::AuditLog;
 use hoopguard_core::aws::broker::{Broker, BrokerKind, Brokered};
 use hoopguard_core::aws::{Minter, PseudoCredentials};
 use hoopguard_core::identity::Identity;
 use hoopguard_core::policy::{Policy, RuleConfig};
+use hoopguard_core::record::{Durability, Recorder};
 use hoopguard_tower::BoxError;
+use hoopguard_tower::auth::AuthOutcome;
 use hoopguard_tower::aws::{Connection, Stack, StreamBody};
 use hoopguard_tower::policy::Guard;
 use http_body_util::{BodyExt, Full};
@@ -41,6 +44,7 @@ struct Env {
     guard: Guard,
     connections: Arc<HashMap<String, Connection>>,
     log: Log,
+    recorder: Option<Arc<Recorder>>,
 }
 
 async fn env() -> Env {
@@ -86,6 +90,7 @@ async fn env() -> Env {
         guard,
         connections,
         log: Default::default(),
+        recorder: None,
     }
 }
 
@@ -93,6 +98,15 @@ impl Env {
     /// The stack in front of an upstream that logs every request (reading its whole body) and
     /// answers 200.
     async fn send(&self, req: http::Request<Full<Bytes>>) -> (http::StatusCode, String) {
+        let (status, _, body) = self.send_marked(req).await;
+        (status, body)
+    }
+
+    /// [`Env::send`], with the authentication outcome the answer is marked with.
+    async fn send_marked(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> (http::StatusCode, Option<AuthOutcome>, String) {
         let log = self.log.clone();
         let upstream = tower::service_fn(move |req: http::Request<StreamBody>| {
             let log = log.clone();
@@ -117,17 +131,20 @@ impl Env {
                 }
             }
         });
-        let svc = Stack::new(
+        let mut stack = Stack::new(
             self.minter.clone(),
             self.guard.clone(),
             self.connections.clone(),
         )
-        .verify(|v| v.virtual_host_suffixes(vec!["localhost".into()]))
-        .service(upstream);
-        let resp = svc.oneshot(req).await.unwrap();
+        .verify(|v| v.virtual_host_suffixes(vec!["localhost".into()]));
+        if let Some(r) = &self.recorder {
+            stack = stack.record(r.clone());
+        }
+        let resp = stack.service(upstream).oneshot(req).await.unwrap();
         let status = resp.status();
+        let outcome = resp.extensions().get::<AuthOutcome>().cloned();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, outcome, String::from_utf8_lossy(&body).into_owned())
     }
 
     fn reached(&self) -> Vec<Reached> {
@@ -353,4 +370,78 @@ async fn an_unsigned_request_never_reaches_upstream() {
     let (status, _) = e.send(req).await;
     assert_eq!(status, 403);
     assert!(e.reached().is_empty());
+}
+
+/// A writer the test reads back (the audit log writes from a thread of its own).
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refusals_before_the_call_is_read_are_marked_and_a_revoked_session_is_audited() {
+    let mut e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(Recorder::open(&dir.path().join("rec"), Durability::EveryEvent).unwrap());
+    let out = Shared::default();
+    let log = Arc::new(AuditLog::to_writer(Box::new(out.clone())));
+    e.guard = e.guard.clone().with_audit(log.clone());
+    e.recorder = Some(rec.clone());
+    let get = || e.sign(s3("GET", "127.0.0.1:8787", "/team-bucket/report.csv"));
+
+    // The twin: a signed call is marked authenticated (and its decision audited).
+    let (status, outcome, _) = e.send_marked(get()).await;
+    assert_eq!(
+        (status, outcome),
+        (http::StatusCode::OK, Some(AuthOutcome::Authenticated))
+    );
+    // An unsigned one is an authentication refusal, by its AWS code.
+    let mut unsigned = get();
+    unsigned.headers_mut().remove("authorization");
+    let (status, outcome, _) = e.send_marked(unsigned).await;
+    assert_eq!(
+        (status, outcome),
+        (
+            http::StatusCode::FORBIDDEN,
+            Some(AuthOutcome::Refused("MissingAuthenticationToken"))
+        )
+    );
+    // A revoked session: refused, marked, and a decision in the audit stream.
+    let sid = e.minter.open(&e.creds.token).unwrap().sid;
+    assert!(rec.revoke(&format!("aws-{sid}"), "sam", "test").unwrap());
+    let (status, outcome, body) = e.send_marked(get()).await;
+    assert_eq!(
+        (status, outcome),
+        (
+            http::StatusCode::FORBIDDEN,
+            Some(AuthOutcome::Refused("revoked"))
+        ),
+        "{body}"
+    );
+    assert_eq!(e.reached().len(), 1, "only the first call went upstream");
+    log.close();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["decision"], "allow");
+    let revoked = &lines[1];
+    assert_eq!(revoked["decision"], "deny", "{revoked}");
+    assert_eq!(revoked["session"], format!("aws-{sid}"));
+    assert_eq!(revoked["connection"], "default");
+    assert!(
+        revoked["reason"].as_str().unwrap().contains("revoked"),
+        "{revoked}"
+    );
+    // Both name the issuer of the token the credentials were minted for.
+    assert!(lines.iter().all(|l| l["issuer"] == "https://idp"), "{text}");
 }

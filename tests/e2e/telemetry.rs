@@ -242,12 +242,10 @@ fn every_decision_reaches_the_audit_stream_the_metrics_and_the_traces() {
     for l in &lines {
         assert_eq!(l["schema"], "hoopguard.decision.v1", "{l}");
         assert_eq!(l["subject"], "alice", "{l}");
-        // AWS calls are made with pseudo-credentials, minted for the token's subject.
+        // AWS calls are made with pseudo-credentials, minted for the token's subject and issuer:
+        // both paths name the issuer of the token.
         let issuer = l["issuer"].as_str().unwrap();
-        match l["protocol"].as_str().unwrap() {
-            "aws" => assert_eq!(issuer, "hoopguard:aws-session", "{l}"),
-            _ => assert!(issuer.starts_with("http://127.0.0.1:"), "{l}"),
-        }
+        assert!(issuer.starts_with("http://127.0.0.1:"), "{l}");
         assert!(l["time"].as_str().unwrap().ends_with('Z'), "{l}");
     }
     let sts = find("allow", "who-am-i");
@@ -308,6 +306,14 @@ fn every_decision_reaches_the_audit_stream_the_metrics_and_the_traces() {
         !metrics.contains("alice"),
         "no subject labels unless configured"
     );
+    // Both SigV4-signed AWS calls were authenticated (the credential fetches may add theirs).
+    let aws_auth = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"hoopguard_auth_total{listener="aws",outcome="authenticated"} "#)
+        })
+        .unwrap_or_else(|| panic!("no AWS authentications in:\n{metrics}"));
+    assert!(aws_auth.parse::<u64>().unwrap() >= 2, "{aws_auth}");
 
     // Traces: the allowed AWS call's span, its steps as children, the decision on it.
     let spans = receiver.wait_for("traces of the four calls", |s| {
@@ -359,8 +365,16 @@ fn every_decision_reaches_the_audit_stream_the_metrics_and_the_traces() {
         "hoopguard.record",
         "hoopguard.broker",
         "hoopguard.upstream",
+        "hoopguard.mask",
+        "hoopguard.record_answer",
     ] {
         assert!(names.contains(&step), "no {step} under the call: {names:?}");
+    }
+    // The answer's steps last while its body streams and say how much of it they saw.
+    for step in ["hoopguard.mask", "hoopguard.record_answer"] {
+        let s = children.iter().find(|s| s["name"] == step).unwrap();
+        let bytes = attr(s, "hoopguard.bytes");
+        assert!(bytes.as_u64().is_some_and(|b| b > 100), "{step}: {s}");
     }
     for c in &children {
         assert_eq!(c["trace_id"], aws_call["trace_id"]);

@@ -373,6 +373,7 @@ mod tests {
             connection: "default".into(),
             exp: 0,
             ns: None,
+            iss: None,
             sealed: None,
             web_identity: None,
             key: 0,

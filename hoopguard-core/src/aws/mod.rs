@@ -105,6 +105,10 @@ pub struct Session {
     /// The issuer the caller's identity came from, when several are trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns: Option<crate::identity::Namespace>,
+    /// The issuer URL of the token the credentials were minted for (what audit lines and spans
+    /// name; sessions minted before it was carried name `hoopguard:aws-session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// For web-identity connections: the credentials STS exchanged the caller's token for,
     /// encrypted with a key derived from the gateway key (AES-256-GCM, bound to the session id),
     /// so that any replica can use them and none stores them.
@@ -129,6 +133,7 @@ impl std::fmt::Debug for Session {
             .field("connection", &self.connection)
             .field("exp", &self.exp)
             .field("ns", &self.ns)
+            .field("iss", &self.iss)
             .field("web_identity", &self.sealed.is_some())
             .finish()
     }
@@ -140,7 +145,10 @@ impl Session {
         Identity {
             subject: self.subject.clone(),
             groups: self.groups.clone(),
-            issuer: "hoopguard:aws-session".into(),
+            issuer: self
+                .iss
+                .clone()
+                .unwrap_or_else(|| "hoopguard:aws-session".into()),
             expires_at: UNIX_EPOCH + Duration::from_secs(self.exp),
             claims: Default::default(),
             namespace: self.ns.clone(),
@@ -282,6 +290,7 @@ impl Minter {
             connection: connection.to_string(),
             exp,
             ns: who.namespace.clone(),
+            iss: Some(who.issuer.clone()),
             sealed: None,
             web_identity: None,
             key: 0,

@@ -25,7 +25,7 @@
 //! let policy = Policy::compile_with_limits(&[], &limits).unwrap();
 //! let store = MemoryLimits::default();
 //! let delete = Call::aws("s3:DeleteObject", &["arn:aws:s3:::b/k"], None);
-//! let keys = policy.limits_for(&agent, &delete);
+//! let keys = policy.limits_for(&agent, &delete, None);
 //! let now = 1_700_000_000_000;
 //! assert!(store.take(&keys, now, Take::IfRoom).await.unwrap().is_none());
 //! assert!(store.take(&keys, now + 1, Take::IfRoom).await.unwrap().is_none());
@@ -79,7 +79,18 @@ pub struct LimitConfig {
     /// MCP prompts counted.
     #[serde(default)]
     pub prompts: Vec<String>,
-    /// The most calls each caller makes in one window.
+    /// Counted only for calls through these connections (AWS connections and MCP servers by
+    /// their configured names; wildcards). Empty: any. A call whose connection is not known
+    /// (a guard embedded without one, `policy explain` without `--connection`) counts.
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Whose count a call goes to ([`CountBy`]): `["caller"]` (each caller its own, the
+    /// default), `["connection"]` (one count for every caller through a connection: protects
+    /// an upstream), `["caller", "connection"]` (each caller its own per connection), or `[]`
+    /// (one count for every call the limit matches).
+    #[serde(default = "default_by")]
+    pub by: Vec<CountBy>,
+    /// The most calls counted in one window (for each caller, by default).
     pub calls: u32,
     /// The window: `1s`, `1m`, `1h`, `1d`.
     #[serde(with = "crate::duration::serde")]
@@ -87,6 +98,20 @@ pub struct LimitConfig {
     /// What the caller is told; default names the limit.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// One part of whose count a call goes to (a [`LimitConfig`]'s `by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountBy {
+    /// The caller (issuer-qualified principal).
+    Caller,
+    /// The AWS connection or MCP server the call goes through.
+    Connection,
+}
+
+fn default_by() -> Vec<CountBy> {
+    vec![CountBy::Caller]
 }
 
 impl LimitConfig {
@@ -126,6 +151,12 @@ impl LimitConfig {
         if self.calls > MAX_CALLS {
             return Err(("calls", format!("must be at most {MAX_CALLS}")));
         }
+        if self.by.len() == 2 && self.by[0] == self.by[1] || self.by.len() > 2 {
+            return Err((
+                "by",
+                "names `caller` and `connection` at most once each".into(),
+            ));
+        }
         if self.per < Duration::from_secs(1) {
             return Err(("per", "must be at least 1s".into()));
         }
@@ -144,8 +175,9 @@ pub const MAX_CALLS: u32 = 1_000_000_000;
 pub struct LimitKey {
     /// The limit's name.
     pub limit: String,
-    /// The caller ([`Identity::principal`](crate::identity::Identity::principal)).
-    pub principal: String,
+    /// Whose count, as the limit's `by` says ([`LimitKey::scope_of`]): the caller
+    /// ([`Identity::principal`](crate::identity::Identity::principal)) by default.
+    pub scope: String,
     /// Calls per window.
     pub calls: u32,
     /// The window, in milliseconds.
@@ -155,6 +187,27 @@ pub struct LimitKey {
 }
 
 impl LimitKey {
+    /// Whose count a call by `principal` through `connection` goes to, counted `by` these
+    /// parts: the principal alone by default (so counts kept before `by` existed carry on),
+    /// else `connection=NAME` and/or `caller=PRINCIPAL` on lines of their own (the principal
+    /// last, the only part a caller's token shapes), or `*` for one count of everything.
+    pub fn scope_of(by: &[CountBy], principal: &str, connection: Option<&str>) -> String {
+        match by {
+            [CountBy::Caller] => principal.to_string(),
+            [] => "*".to_string(),
+            _ => {
+                let mut parts = Vec::with_capacity(2);
+                if by.contains(&CountBy::Connection) {
+                    parts.push(format!("connection={}", connection.unwrap_or("")));
+                }
+                if by.contains(&CountBy::Caller) {
+                    parts.push(format!("caller={principal}"));
+                }
+                parts.join("\n")
+            }
+        }
+    }
+
     /// The start of the window holding `now_ms`.
     pub fn window(&self, now_ms: u64) -> u64 {
         now_ms - now_ms % self.per_ms
@@ -216,7 +269,7 @@ pub struct MemoryLimits {
     swept_at: std::sync::atomic::AtomicU64,
 }
 
-/// (limit, principal) → (window start, window length, calls counted), in milliseconds.
+/// (limit, scope) → (window start, window length, calls counted), in milliseconds.
 type Counts = HashMap<(String, String), (u64, u64, u32)>;
 
 /// Past this many entries, ended windows are swept before a new entry is added (at most once
@@ -238,12 +291,11 @@ impl LimitStore for MemoryLimits {
             .counts
             .lock()
             .map_err(|_| LimitError("a thread panicked while counting".into()))?;
-        let used = |counts: &Counts, k: &LimitKey| match counts
-            .get(&(k.limit.clone(), k.principal.clone()))
-        {
-            Some(&(window, per, n)) if window == k.window(now_ms) && per == k.per_ms => n,
-            _ => 0,
-        };
+        let used =
+            |counts: &Counts, k: &LimitKey| match counts.get(&(k.limit.clone(), k.scope.clone())) {
+                Some(&(window, per, n)) if window == k.window(now_ms) && per == k.per_ms => n,
+                _ => 0,
+            };
         if mode != Take::Always {
             if let Some(k) = keys.iter().find(|k| used(&counts, k) >= k.calls) {
                 return Ok(Some(LimitHit {
@@ -261,7 +313,7 @@ impl LimitStore for MemoryLimits {
             && now_ms >= swept.saturating_add(1000)
             && keys
                 .iter()
-                .any(|k| !counts.contains_key(&(k.limit.clone(), k.principal.clone())))
+                .any(|k| !counts.contains_key(&(k.limit.clone(), k.scope.clone())))
         {
             counts.retain(|_, (window, per, _)| *window + *per > now_ms);
             self.swept_at
@@ -270,7 +322,7 @@ impl LimitStore for MemoryLimits {
         for k in keys {
             let window = k.window(now_ms);
             let e = counts
-                .entry((k.limit.clone(), k.principal.clone()))
+                .entry((k.limit.clone(), k.scope.clone()))
                 .or_insert((window, k.per_ms, 0));
             if (e.0, e.1) != (window, k.per_ms) {
                 *e = (window, k.per_ms, 0);
@@ -288,7 +340,7 @@ mod tests {
     fn key(limit: &str, who: &str, calls: u32, per_ms: u64) -> LimitKey {
         LimitKey {
             limit: limit.into(),
-            principal: who.into(),
+            scope: who.into(),
             calls,
             per_ms,
             reason: format!("limit {limit}"),

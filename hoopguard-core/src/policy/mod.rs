@@ -43,7 +43,7 @@ mod glob;
 mod limits;
 
 pub use limits::{
-    LimitConfig, LimitError, LimitHit, LimitKey, LimitStore, MAX_CALLS, MemoryLimits, Take,
+    CountBy, LimitConfig, LimitError, LimitHit, LimitKey, LimitStore, MAX_CALLS, MemoryLimits, Take,
 };
 
 use std::collections::HashMap;
@@ -488,6 +488,18 @@ struct Rule {
     approval: Option<Arc<ApprovalSpec>>,
 }
 
+/// A compiled `[[policy.limits]]` entry.
+struct Limit {
+    /// Which callers and calls it counts (a deny-like matcher).
+    rule: Rule,
+    /// Which connections it counts (empty: any).
+    connections: Vec<Glob>,
+    /// Whose count a call goes to.
+    by: Vec<CountBy>,
+    calls: u32,
+    per: Duration,
+}
+
 /// Rule ids by exact key, by key prefix before `:` for wildcard patterns, and any.
 #[derive(Default)]
 struct Index {
@@ -536,7 +548,7 @@ impl Index {
 pub struct Policy {
     rules: Vec<Rule>,
     /// `[[policy.limits]]`: each a deny-like matcher with its size.
-    limits: Vec<(Rule, u32, Duration)>,
+    limits: Vec<Limit>,
     aws: Index,
     tools: Index,
     uris: Vec<u32>,
@@ -629,35 +641,67 @@ impl Policy {
             |_, cfg| {
                 cfg.check()?;
                 let rule = compile_rule(&cfg.as_rule())?;
-                p.limits.push((rule, cfg.calls, cfg.per));
+                p.limits.push(Limit {
+                    rule,
+                    connections: cfg.connections.iter().map(|c| Glob::new(c)).collect(),
+                    by: cfg.by.clone(),
+                    calls: cfg.calls,
+                    per: cfg.per,
+                });
                 Ok(())
             },
         )?;
         Ok(p)
     }
 
-    /// The limits `call` by `who` counts against (see [`LimitConfig`]): each limit whose
-    /// callers and calls match it, as a deny rule would. Empty without limits.
-    pub fn limits_for(&self, who: &Identity, call: &Call) -> Vec<LimitKey> {
+    /// The limits `call` by `who` through `connection` counts against (see [`LimitConfig`]):
+    /// each limit whose callers, connections and calls match it, as a deny rule would (an
+    /// unknown connection counts). Empty without limits.
+    pub fn limits_for(
+        &self,
+        who: &Identity,
+        call: &Call,
+        connection: Option<&str>,
+    ) -> Vec<LimitKey> {
         if self.limits.is_empty() {
             return Vec::new();
         }
         self.limits
             .iter()
-            .filter(|(rule, ..)| principal_mismatch(rule, who).is_none() && counts(rule, call))
-            .map(|(rule, calls, per)| LimitKey {
-                limit: rule.name.clone(),
-                principal: who.principal(),
-                calls: *calls,
-                per_ms: (per.as_millis() as u64).max(1),
-                reason: rule.reason.clone().unwrap_or_else(|| {
-                    format!(
-                        "limit `{}`: at most {calls} calls per {} for `{}`",
-                        rule.name,
-                        humantime::format_duration(*per),
-                        who.subject
-                    )
-                }),
+            .filter(|l| {
+                principal_mismatch(&l.rule, who).is_none()
+                    && (l.connections.is_empty()
+                        || connection.is_none_or(|c| l.connections.iter().any(|g| g.matches(c))))
+                    && counts(&l.rule, call)
+            })
+            .map(|l| {
+                let calls = l.calls;
+                let whose = match (
+                    l.by.contains(&CountBy::Caller),
+                    l.by.contains(&CountBy::Connection),
+                ) {
+                    (true, false) => format!("for `{}`", who.subject),
+                    (false, true) => format!("through `{}`", connection.unwrap_or("?")),
+                    (true, true) => format!(
+                        "for `{}` through `{}`",
+                        who.subject,
+                        connection.unwrap_or("?")
+                    ),
+                    (false, false) => "in all".to_string(),
+                };
+                LimitKey {
+                    limit: l.rule.name.clone(),
+                    scope: LimitKey::scope_of(&l.by, &who.principal(), connection),
+                    calls,
+                    per_ms: (l.per.as_millis() as u64).max(1),
+                    reason: l.rule.reason.clone().unwrap_or_else(|| {
+                        format!(
+                            "limit `{}`: at most {calls} calls per {} {whose}",
+                            l.rule.name,
+                            humantime::format_duration(l.per),
+                        )
+                    }),
+                }
             })
             .collect()
     }
@@ -814,8 +858,9 @@ impl Policy {
         visible
     }
 
-    /// The decision, and for every rule of the call's kind whether it matched and if not why.
-    pub fn explain(&self, who: &Identity, call: &Call) -> Explanation {
+    /// The decision, and for every rule of the call's kind whether it matched and if not why;
+    /// the limits it counts against through `connection` (unknown: every limit that could).
+    pub fn explain(&self, who: &Identity, call: &Call, connection: Option<&str>) -> Explanation {
         let decision = self.decide(who, call);
         let rules = self
             .rules
@@ -857,7 +902,7 @@ impl Policy {
         Explanation {
             decision,
             rules,
-            limits: self.limits_for(who, call),
+            limits: self.limits_for(who, call, connection),
         }
     }
 }

@@ -318,6 +318,7 @@ fn explain_says_why_rules_did_not_match() {
     let e = p.explain(
         &who("alice", DEV),
         &Call::aws("ec2:TerminateInstances", &[TEST_I], None),
+        None,
     );
     assert_eq!(e.decision.effect, Effect::Approve);
     let by_name = |n: &str| e.rules.iter().find(|r| r.rule == n).unwrap().clone();
@@ -358,6 +359,7 @@ fn explain_says_why_rules_did_not_match() {
     let e = p.explain(
         &who("alice", DEV),
         &Call::tool("write_file", json!({"path": "/tmp/a", "size": 5000})),
+        None,
     );
     let w = e.rules.iter().find(|r| r.rule == "write-small").unwrap();
     assert!(
@@ -566,7 +568,10 @@ fn limits_count_what_they_match_as_a_deny_rule_would() {
     let agent = who("agent-7", &["agents"]);
     let dev = who("dev", &["dev"]);
     let names = |p: &Policy, w: &Identity, c: &Call| -> Vec<String> {
-        p.limits_for(w, c).into_iter().map(|k| k.limit).collect()
+        p.limits_for(w, c, None)
+            .into_iter()
+            .map(|k| k.limit)
+            .collect()
     };
     let mut delete = Call::aws("s3:DeleteObject", &["arn:aws:s3:::prod-data/k"], None);
     if let Call::Aws { actions, .. } = &mut delete {
@@ -604,19 +609,100 @@ fn limits_count_what_they_match_as_a_deny_rule_would() {
     );
     assert!(names(&p, &dev, &Call::tool("query", json!({"rows": 10}))).is_empty());
 
-    let keys = p.limits_for(&agent, &delete);
+    let keys = p.limits_for(&agent, &delete, None);
     assert_eq!(keys[1].per_ms, 60_000);
     assert_eq!(keys[1].calls, 5);
     assert_eq!(keys[1].reason, "slow down");
-    assert_eq!(keys[1].principal, agent.principal());
+    assert_eq!(keys[1].scope, agent.principal());
     assert!(
         keys[0].reason.contains("at most 100 calls per 1day"),
         "{}",
         keys[0].reason
     );
     // Explain names them.
-    let e = p.explain(&agent, &delete);
+    let e = p.explain(&agent, &delete, None);
     assert_eq!(e.limits.len(), 2);
+}
+
+#[test]
+fn limits_count_per_connection_as_configured() {
+    let p = limits(
+        r#"
+        [[limits]]
+        name = "prod-per-caller"
+        actions = ["s3:*"]
+        connections = ["prod-*"]
+        calls = 10
+        per = "1m"
+
+        [[limits]]
+        name = "prod-upstream"
+        actions = ["s3:*"]
+        connections = ["prod-*"]
+        by = ["connection"]
+        calls = 100
+        per = "1s"
+
+        [[limits]]
+        name = "each-caller-each-connection"
+        tools = ["*"]
+        by = ["caller", "connection"]
+        calls = 3
+        per = "1m"
+
+        [[limits]]
+        name = "everyone"
+        tools = ["*"]
+        by = []
+        calls = 1000
+        per = "1m"
+        "#,
+    )
+    .unwrap();
+    let alice = who("alice", DEV);
+    let bob = who("bob", DEV);
+    let list = Call::aws("s3:ListBucket", &["arn:aws:s3:::b"], None);
+    let keys = |w: &Identity, c: &Call, conn: Option<&str>| -> Vec<(String, String)> {
+        p.limits_for(w, c, conn)
+            .into_iter()
+            .map(|k| (k.limit, k.scope))
+            .collect()
+    };
+    // Through a matching connection: the caller's own count, and one for the connection that
+    // alice and bob share.
+    let a = keys(&alice, &list, Some("prod-eu"));
+    let b = keys(&bob, &list, Some("prod-eu"));
+    assert_eq!(a[0], ("prod-per-caller".into(), alice.principal()));
+    assert_eq!(a[1], ("prod-upstream".into(), "connection=prod-eu".into()));
+    assert_eq!(a[1], b[1], "one count for everyone through the connection");
+    assert_ne!(a[0], b[0]);
+    // Another connection: neither counts; another prod connection: its own upstream count.
+    assert!(keys(&alice, &list, Some("staging")).is_empty());
+    assert_ne!(keys(&alice, &list, Some("prod-us"))[1], a[1]);
+    // An unknown connection counts against every limit that could match (never exempt).
+    assert_eq!(keys(&alice, &list, None).len(), 2);
+    // Caller and connection together; `[]` one count for every call.
+    let t = Call::tool("echo", json!({}));
+    let k = keys(&alice, &t, Some("everything"));
+    assert_eq!(
+        k[0].1,
+        format!("connection=everything\ncaller={}", alice.principal())
+    );
+    assert_ne!(k[0], keys(&alice, &t, Some("other"))[0]);
+    assert_ne!(k[0], keys(&bob, &t, Some("everything"))[0]);
+    assert_eq!(k[1], ("everyone".into(), "*".into()));
+    assert_eq!(k[1], keys(&bob, &t, Some("other"))[1]);
+    // The default reason says whose count it is.
+    let r = p.limits_for(&alice, &list, Some("prod-eu"));
+    assert!(
+        r[1].reason.ends_with("through `prod-eu`"),
+        "{}",
+        r[1].reason
+    );
+    // `by` names each part at most once.
+    let e = limits("[[limits]]\nname = \"l\"\ntools = [\"*\"]\nby = [\"caller\", \"caller\"]\ncalls = 1\nper = \"1m\"\n")
+        .unwrap_err();
+    assert_eq!(e.key, "by");
 }
 
 #[test]

@@ -86,6 +86,15 @@ fn sql(e: rusqlite::Error) -> RecordError {
 impl Index {
     /// Opens (creating) the index at `path`.
     pub fn open(path: &Path) -> Result<Index, RecordError> {
+        // An index deleted to be rebuilt may leave its `-wal` and `-shm` behind: they belong
+        // to no database any more, and SQLite would refuse the new one ("disk I/O error").
+        if !path.exists() {
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                let _ = std::fs::remove_file(side);
+            }
+        }
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -599,9 +599,11 @@ impl Database {
         mode: crate::policy::Take,
     ) -> Result<Option<crate::policy::LimitHit>, SharedError> {
         use crate::policy::{LimitHit, Take};
+        // Rows are keyed (limit_name, principal): the column holds `LimitKey::scope` (the
+        // caller's principal unless the limit's `by` says otherwise).
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|&a, &b| {
-            (&keys[a].limit, &keys[a].principal).cmp(&(&keys[b].limit, &keys[b].principal))
+            (&keys[a].limit, &keys[a].scope).cmp(&(&keys[b].limit, &keys[b].scope))
         });
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(err)?;
@@ -620,7 +622,7 @@ impl Database {
                      VALUES ($1, $2, $3, $4, 0)
                      ON CONFLICT (limit_name, principal) DO UPDATE SET limit_name = EXCLUDED.limit_name
                      RETURNING window_start, window_ms, calls",
-                    &[&k.limit, &k.principal, &window, &per],
+                    &[&k.limit, &k.scope, &window, &per],
                 )
                 .await
                 .map_err(err)?;
@@ -653,13 +655,7 @@ impl Database {
             tx.execute(
                 "UPDATE rate_limits SET window_start = $3, window_ms = $4, calls = $5
                  WHERE limit_name = $1 AND principal = $2",
-                &[
-                    &k.limit,
-                    &k.principal,
-                    &windows[i],
-                    &(k.per_ms as i64),
-                    &count,
-                ],
+                &[&k.limit, &k.scope, &windows[i], &(k.per_ms as i64), &count],
             )
             .await
             .map_err(err)?;

@@ -429,7 +429,7 @@ async fn a_revocation_committed_late_is_not_stepped_over() {
 fn limit_key(limit: &str, who: &str, calls: u32, per_ms: u64) -> crate::policy::LimitKey {
     crate::policy::LimitKey {
         limit: limit.into(),
-        principal: who.into(),
+        scope: who.into(),
         calls,
         per_ms,
         reason: format!("limit {limit}"),

@@ -134,7 +134,7 @@ impl Stack {
         connections: Arc<HashMap<String, Connection>>,
     ) -> Self {
         Stack {
-            verify: SigV4VerifyLayer::new(minter),
+            verify: SigV4VerifyLayer::new(minter).guard(guard.clone()),
             connections,
             decide: DecideLayer::new(guard),
             upstream_timeout: None,

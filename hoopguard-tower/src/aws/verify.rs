@@ -15,7 +15,10 @@
 //! from the query, only the headers that are forwarded (and `aws-chunked` framing headers
 //! dropped when the body is de-framed), the body an [`AwsBody`]. Its extensions hold
 //! [`Verified`], the caller's `Arc<Identity>`, the [`ErrorFormat`], the [`Origin`] and the
-//! incoming `Content-Type` ([`Incoming`]).
+//! incoming `Content-Type` ([`Incoming`]). Every answer carries an
+//! [`AuthOutcome`](crate::auth::AuthOutcome) in its extensions (`Authenticated`, or the
+//! refusal's AWS code, `revoked`, `revocations_unknown`) for
+//! [`MetricsLayer`](crate::metrics::MetricsLayer)'s `hoopguard_auth_total`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -50,6 +53,7 @@ use hoopguard_core::aws::classify::{Parts as ClassifyParts, classify};
 use hoopguard_core::aws::resign::forward_headers;
 use hoopguard_core::aws::{Minter, PRESIGN_PARAMS, check_head};
 use hoopguard_core::identity::Identity;
+use hoopguard_core::policy::Call;
 use hoopguard_core::record::Recorder;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
@@ -59,7 +63,9 @@ use tracing::Instrument;
 
 use super::{AwsBody, ErrorFormat, header, pairs};
 use crate::BoxError;
+use crate::auth::AuthOutcome;
 use crate::body::{Budget, OwnBody};
+use crate::policy::{Guard, Site, Verdict};
 use crate::record::Origin;
 
 /// Defaults of [`SigV4VerifyLayer`].
@@ -88,6 +94,7 @@ struct Config {
     body_read_timeout: Duration,
     vhost_suffixes: Vec<String>,
     revocations: Option<Arc<Recorder>>,
+    guard: Option<Guard>,
 }
 
 impl SigV4VerifyLayer {
@@ -103,6 +110,7 @@ impl SigV4VerifyLayer {
                 body_read_timeout: BODY_READ_TIMEOUT,
                 vhost_suffixes: Vec::new(),
                 revocations: None,
+                guard: None,
             }),
         }
     }
@@ -135,6 +143,13 @@ impl SigV4VerifyLayer {
     /// Refuses the calls of credential sessions revoked in `recorder`.
     pub fn revocations(self, recorder: Arc<Recorder>) -> Self {
         self.with(|c| c.revocations = Some(recorder))
+    }
+
+    /// Makes the refusal of a revoked session (or of one whose revocations are unknown) a
+    /// decision of `guard` ([`Guard::decided`]: logged, counted, audited) and counts a store
+    /// failure in its metrics. [`Stack`](super::Stack) sets it.
+    pub fn guard(self, guard: Guard) -> Self {
+        self.with(|c| c.guard = Some(guard))
     }
 }
 
@@ -185,14 +200,25 @@ where
                 .instrument(crate::trace::step("hoopguard.auth"))
                 .await;
             match verified {
-                Ok(req) => inner.call(req).await,
+                Ok(req) => inner.call(req).await.map(|mut resp| {
+                    resp.extensions_mut()
+                        .get_or_insert(AuthOutcome::Authenticated);
+                    resp
+                }),
                 Err(refusal) => Ok(refusal),
             }
         })
     }
 }
 
-/// The request as AWS will see it, or the refusal.
+/// `resp` marked as an authentication refusal for `reason` (counted in
+/// `hoopguard_auth_total`).
+fn refused<B>(mut resp: Response<B>, reason: &'static str) -> Response<B> {
+    resp.extensions_mut().insert(AuthOutcome::Refused(reason));
+    resp
+}
+
+/// The request as AWS will see it, or the refusal (marked with its [`AuthOutcome`]).
 async fn verify<ReqB, ResB>(
     config: &Config,
     req: Request<ReqB>,
@@ -208,10 +234,13 @@ where
         .iter()
         .any(|h| parts.headers.contains_key(*h))
     {
-        return Err(format.refuse(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequest",
-            "hoopguard does not accept Forwarded/X-Forwarded-* headers: the AWS endpoint is chosen by the connection, never by the request",
+        return Err(refused(
+            format.refuse(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "hoopguard does not accept Forwarded/X-Forwarded-* headers: the AWS endpoint is chosen by the connection, never by the request",
+            ),
+            "forwarded_headers",
         ));
     }
     let headers = pairs(&parts.headers);
@@ -225,9 +254,10 @@ where
     };
     // Who is calling, from the head alone.
     let head = check_head(&config.minter, &sig_req, SystemTime::now())
-        .map_err(|e| format.refuse_signature(&e))?;
+        .map_err(|e| refused(format.refuse_signature(&e), e.aws_code()))?;
     format = ErrorFormat::of(&parts.headers, Some(&head.service));
-    let refuse = |status, code: &str, msg: &str| format.refuse(status, code, msg);
+    let refuse =
+        |status, code: &'static str, msg: &str| refused(format.refuse(status, code, msg), code);
     // A revoked credential session is over, whatever its credentials say.
     if let Some(rec) = &config.revocations {
         let session = super::session_id(&head.session);
@@ -235,18 +265,46 @@ where
             Ok(false) => {}
             Ok(true) => {
                 tracing::info!(subject = %head.session.subject, session, "refused a call of a revoked session");
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    "AccessDenied",
-                    "this credential session was revoked by an operator; its calls are refused",
+                decided_early(
+                    config,
+                    &parts,
+                    &head,
+                    &session,
+                    Verdict::Deny {
+                        rule: None,
+                        reason: "the credential session was revoked by an operator".into(),
+                    },
+                );
+                return Err(refused(
+                    refuse(
+                        StatusCode::FORBIDDEN,
+                        "AccessDenied",
+                        "this credential session was revoked by an operator; its calls are refused",
+                    ),
+                    "revoked",
                 ));
             }
             Err(stale) => {
                 tracing::error!(session, error = %stale, "refused a call: revocations unknown");
-                return Err(refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    &stale.to_string(),
+                if let Some(g) = &config.guard {
+                    g.store_error("revocations");
+                }
+                decided_early(
+                    config,
+                    &parts,
+                    &head,
+                    &session,
+                    Verdict::Unavailable {
+                        reason: "the revocations are not known".into(),
+                    },
+                );
+                return Err(refused(
+                    refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        &stale.to_string(),
+                    ),
+                    "revocations_unknown",
                 ));
             }
         }
@@ -312,7 +370,7 @@ where
             body_sha256: body_hash.as_deref(),
             ..sig_req
         })
-        .map_err(|e| format.refuse_signature(&e))?;
+        .map_err(|e| refused(format.refuse_signature(&e), e.aws_code()))?;
     let gap = config.body_read_timeout;
     let length = |name: &str| header(&parts.headers, name).and_then(|v| v.parse().ok());
     let mut stream = || {
@@ -412,6 +470,30 @@ where
 }
 
 type Refusal = (StatusCode, &'static str, String);
+
+/// A refusal of a known caller before the call is read, as a decision of the guard (if any):
+/// the call is named by its region alone (its operation is not read yet).
+fn decided_early(
+    config: &Config,
+    parts: &http::request::Parts,
+    head: &hoopguard_core::aws::Head,
+    session: &str,
+    verdict: Verdict,
+) {
+    let Some(guard) = &config.guard else { return };
+    let origin = Origin::of(&parts.headers, &parts.extensions);
+    let site = Site {
+        protocol: "aws",
+        connection: Some(&head.session.connection),
+        session: Some(session),
+        client: origin.addr.as_deref(),
+    };
+    let call = Call::Aws {
+        actions: Vec::new(),
+        region: Some(head.region.clone()),
+    };
+    guard.decided(&site, &head.session.identity(), &call, verdict);
+}
 
 /// Reads a body that decides what the call does, within the size limit, the memory budget
 /// shared by all calls, and the read timeout.
