@@ -1,5 +1,7 @@
-//! Masking throughput on four corpora, against two baselines measured in the same run:
+//! Masking throughput on four corpora, against baselines measured in the same run:
 //!
+//! * `hoopguard-detectors-stream-64k`: the same engine with the rule table off (the detectors
+//!   and field rules of the first release), streamed the same way, to show what the table costs;
 //! * `naive`: one regex-automata `meta::Regex` over regexes of all the built-in rules, every
 //!   match replaced (what most maskers do);
 //! * `memchr`: a memchr scan of the same bytes for a byte that is not there (the ceiling).
@@ -77,6 +79,17 @@ fn bench(c: &mut Criterion) {
         ("text-unicode", corpus::unicode_text(size, 4)),
     ];
     let engine = Arc::new(Engine::new(&MaskConfig::default()).unwrap());
+    let detectors_only = Arc::new(
+        Engine::new(&MaskConfig {
+            disable: hoopguard::core::mask::builtin_rule_catalog()
+                .into_iter()
+                .filter(|(_, source)| !source.is_empty())
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            ..MaskConfig::default()
+        })
+        .unwrap(),
+    );
     let re = naive();
     for (name, data) in &corpora {
         let (_, stats) = engine.mask(data);
@@ -97,6 +110,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 let mut s = engine.stream();
+                for chunk in data.chunks(64 * 1024) {
+                    s.push(chunk, &mut out);
+                }
+                s.finish(&mut out);
+                black_box(out.len())
+            })
+        });
+        group.bench_function("hoopguard-detectors-stream-64k", |b| {
+            b.iter(|| {
+                out.clear();
+                let mut s = detectors_only.stream();
                 for chunk in data.chunks(64 * 1024) {
                     s.push(chunk, &mut out);
                 }

@@ -109,6 +109,10 @@ enum Command {
         /// Print bytes, matches per rule and throughput to stderr at the end.
         #[arg(long)]
         stats: bool,
+        /// List the built-in rules (on or off under the configuration) with where each format
+        /// is published, and exit.
+        #[arg(long)]
+        rules: bool,
     },
     /// Read session recordings: list, show, verify, export, replay.
     Sessions {
@@ -423,7 +427,8 @@ fn main() -> ExitCode {
             config,
             format,
             stats,
-        } => mask(config, format, stats),
+            rules,
+        } => mask(config, format, stats, rules),
         Command::Sessions { config, command } => sessions(config, command),
         Command::Wrap {
             config,
@@ -569,7 +574,7 @@ fn raw_stdout() -> Box<dyn std::io::Write> {
     Box::new(std::io::stdout().lock())
 }
 
-fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> ExitCode {
+fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool, rules: bool) -> ExitCode {
     use std::io::Read;
 
     let mut mcfg = match Config::load_mask(config.as_deref()) {
@@ -588,6 +593,16 @@ fn mask(config: Option<PathBuf>, format: Option<MaskFormat>, stats: bool) -> Exi
         Ok(e) => std::sync::Arc::new(e),
         Err(e) => return fail(EXIT_CONFIG, &format!("mask.{e}")),
     };
+    if rules {
+        let on = engine.builtin_rules();
+        let catalog = hoopguard_core::mask::builtin_rule_catalog();
+        println!("{} built-in rules, {} on:", catalog.len(), on.len());
+        for (name, source) in catalog {
+            let state = if on.contains(&name) { "on " } else { "off" };
+            println!("  {state} {name:<34} {source}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let started = std::time::Instant::now();
     let mut stream = engine.stream();
     let mut stdin = std::io::stdin().lock();

@@ -41,11 +41,28 @@ fn masks_stdin_with_stats() {
     assert!(err.contains("3 matches"), "{err}");
     assert!(err.contains("aws-access-key-id: 1"), "{err}");
     assert!(err.contains("MB/s"), "{err}");
-    // --format text leaves field values alone but still finds detectors.
+    // --format text leaves field values alone but still finds detectors, and values assigned
+    // to keys that name a secret (`generic-secret`).
     let (out, _) = mask(&["--format", "text"], input);
     let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        r#"{"AccessKeyId":"[MASKED:aws-access-key-id]","SecretAccessKey":"[MASKED:generic-secret]","owner":"[MASKED:email]"}"#
+    );
+    let fields = br#"{"SessionToken":"tok-123","Password":"p"}"#;
+    let (out, _) = mask(&["--format", "text"], fields);
+    assert_eq!(out, fields.to_vec());
+    let (out, _) = mask(&[], fields);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"SessionToken":"[MASKED:json-field]","Password":"[MASKED:json-field]"}"#
+    );
+    // --rules lists every built-in rule with its source.
+    let (out, _) = mask(&["--rules"], b"");
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("156 built-in rules, 156 on:"), "{out}");
     assert!(
-        out.contains("wJalrXUtnFEMI") && out.contains("[MASKED:aws-access-key-id]"),
+        out.contains("anthropic-api-key") && out.contains("https://docs.anthropic.com"),
         "{out}"
     );
 }

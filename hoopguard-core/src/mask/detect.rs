@@ -52,6 +52,7 @@ pub(crate) enum Builtin {
     StripeKey,
     GoogleApiKey,
     DbPassword,
+    UrlPassword,
     CreditCard,
     Iban,
     Email,
@@ -61,7 +62,7 @@ pub(crate) enum Builtin {
 }
 
 impl Builtin {
-    pub(crate) const ALL: [Builtin; 18] = [
+    pub(crate) const ALL: [Builtin; 19] = [
         Builtin::AwsAccessKeyId,
         Builtin::AwsSecretAccessKey,
         Builtin::AwsSessionToken,
@@ -74,6 +75,7 @@ impl Builtin {
         Builtin::StripeKey,
         Builtin::GoogleApiKey,
         Builtin::DbPassword,
+        Builtin::UrlPassword,
         Builtin::CreditCard,
         Builtin::Iban,
         Builtin::Email,
@@ -97,6 +99,7 @@ impl Builtin {
             Builtin::StripeKey => "stripe-key",
             Builtin::GoogleApiKey => "google-api-key",
             Builtin::DbPassword => "db-password",
+            Builtin::UrlPassword => "url-password",
             Builtin::CreditCard => "credit-card",
             Builtin::Iban => "iban",
             Builtin::Email => "email",
@@ -127,7 +130,9 @@ impl Builtin {
             Builtin::SlackWebhook => &["hooks.slack.com/services/"],
             Builtin::StripeKey => &["k_live_", "k_test_"],
             Builtin::GoogleApiKey => &["AIza"],
+            // `url-password` shares this anchor: the scheme before it decides the rule.
             Builtin::DbPassword => &["://"],
+            Builtin::UrlPassword => &[],
             Builtin::CreditCard | Builtin::Iban | Builtin::UsSsn | Builtin::Email => &[],
             // Field names come from the configuration.
             Builtin::JsonField | Builtin::XmlField => &[],
@@ -136,21 +141,39 @@ impl Builtin {
 }
 
 #[inline]
-fn is_word(b: u8) -> bool {
+pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// The most bytes before a position that [`boundary_before`] reads: a JSON `\uXXXX` escape.
+pub(crate) const ESCAPE_CONTEXT: usize = 6;
+
 /// Whether position `i` is at an ASCII word boundary on its left (start of a word). Looks at
-/// the byte before even when it belongs to an earlier match, so the answer never depends on how
-/// the input was cut into chunks.
+/// the bytes before even when they belong to an earlier match, so the answer never depends on
+/// how the input was cut into chunks.
+///
+/// A JSON string escape is not a word: after `\n`, `\t`, `\r`, `\b`, `\f` or `\u0041` a word
+/// starts (`"[default]\naws_secret_access_key = …"` holds a keyword at the start of a word). An
+/// escaped backslash before the letter (`\\n`, a backslash then `n`) is read the same way: more
+/// boundaries can only mean more is masked.
 #[inline]
-fn boundary_before(hay: &[u8], i: usize) -> bool {
-    i == 0 || !is_word(hay[i - 1])
+pub(crate) fn boundary_before(hay: &[u8], i: usize) -> bool {
+    i == 0 || !is_word(hay[i - 1]) || after_escape(hay, i)
+}
+
+/// Whether a JSON string escape that reads as a letter or digit ends at `i`.
+#[inline]
+pub(crate) fn after_escape(hay: &[u8], i: usize) -> bool {
+    (i >= 2 && hay[i - 2] == b'\\' && matches!(hay[i - 1], b'n' | b't' | b'r' | b'b' | b'f'))
+        || (i >= 6
+            && hay[i - 6] == b'\\'
+            && hay[i - 5] == b'u'
+            && hay[i - 4..i].iter().all(u8::is_ascii_hexdigit))
 }
 
 /// The input ended before a decision: no match at the real end, wait for more in a stream.
 #[inline]
-fn out_of_data(eof: bool, from: usize) -> Confirm {
+pub(crate) fn out_of_data(eof: bool, from: usize) -> Confirm {
     if eof {
         Confirm::No
     } else {
@@ -224,8 +247,28 @@ fn b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// After a keyword (`aws_secret_access_key`), a separator (`=`, `:`, quotes, spaces) and the
-/// value of `min..=max` bytes of `class`; only the value is masked.
+/// The most bytes between a keyword and its value: quotes, spaces, `=` or `:`, escaped or not.
+const MAX_SEPARATOR: usize = 24;
+
+/// What the JSON escape at `i` (a backslash) stands for, and its length; `None` when it is cut
+/// off by the end of the data.
+fn escape_at(hay: &[u8], i: usize) -> Option<(u8, usize)> {
+    let c = *hay.get(i + 1)?;
+    if c != b'u' {
+        return Some((c, 2));
+    }
+    let hex = hay.get(i + 2..i + 6)?;
+    let text = std::str::from_utf8(hex).ok();
+    match text.and_then(|t| u16::from_str_radix(t, 16).ok()) {
+        Some(v) if v < 0x80 => Some((v as u8, 6)),
+        // Not ASCII, or not an escape: nothing a separator is made of.
+        _ => Some((0, 6)),
+    }
+}
+
+/// After a keyword (`aws_secret_access_key`), a separator (`=`, `:`, quotes, spaces — also as
+/// JSON escapes: `\"`, `\t`, `\u003d`, inside a JSON string) and the value of `min..=max`
+/// bytes of `class`; only the value is masked. A `/` in the value may be written `\/`.
 fn keyword_value(
     hay: &[u8],
     at: usize,
@@ -239,26 +282,59 @@ fn keyword_value(
         return Confirm::No;
     }
     let mut i = at + anchor_len;
-    let sep_end = hay.len().min(i + 8);
+    let sep_end = hay.len().min(i + MAX_SEPARATOR);
     let mut saw_assign = false;
-    while i < sep_end && matches!(hay[i], b' ' | b'\t' | b'"' | b'\'' | b'=' | b':') {
-        saw_assign |= matches!(hay[i], b'=' | b':');
-        i += 1;
+    while i < sep_end {
+        let (b, n) = if hay[i] == b'\\' {
+            match escape_at(hay, i) {
+                Some((b'\\', 2)) => (b' ', 2),
+                Some((b't', 2)) => (b' ', 2),
+                Some(e) => e,
+                None if eof => break,
+                None => return Confirm::NeedMore { from: at },
+            }
+        } else {
+            (hay[i], 1)
+        };
+        match b {
+            b' ' | b'\t' | b'"' | b'\'' => {}
+            b'=' | b':' => saw_assign = true,
+            _ => break,
+        }
+        i += n;
     }
-    if i == hay.len() && !eof {
+    if i >= hay.len() && !eof {
         return Confirm::NeedMore { from: at };
     }
     if !saw_assign {
         return Confirm::No;
     }
-    match value_end(hay, at, i, min, max, eof, class) {
-        Ok(end) => Confirm::Match {
-            start: at,
-            end,
-            mask_start: i,
-            mask_end: end,
-        },
-        Err(c) => c,
+    // The value, counting `\/` as one `/`.
+    let mut j = i;
+    let mut n = 0;
+    while j < hay.len() && n <= max {
+        if class(hay[j]) {
+            j += 1;
+        } else if hay[j] == b'\\' && class(b'/') && hay.get(j + 1) == Some(&b'/') {
+            j += 2;
+        } else if hay[j] == b'\\' && j + 1 == hay.len() && !eof {
+            return Confirm::NeedMore { from: at };
+        } else {
+            break;
+        }
+        n += 1;
+    }
+    if j == hay.len() && !eof && n <= max {
+        return Confirm::NeedMore { from: at };
+    }
+    if n < min || n > max {
+        return Confirm::No;
+    }
+    Confirm::Match {
+        start: at,
+        end: j,
+        mask_start: i,
+        mask_end: j,
     }
 }
 
@@ -308,7 +384,8 @@ pub(crate) fn confirm_anchor(
         Builtin::SlackWebhook => slack_webhook(hay, at, lo, anchor_len, eof),
         Builtin::Jwt => jwt(hay, at, eof),
         Builtin::PrivateKey => pem(hay, at, eof),
-        Builtin::DbPassword => db_password(hay, at, lo, eof),
+        Builtin::DbPassword => db_password(hay, at, lo, eof, &DB_SCHEMES),
+        Builtin::UrlPassword => db_password(hay, at, lo, eof, &URL_SCHEMES),
         _ => Confirm::No,
     }
 }
@@ -376,7 +453,7 @@ fn pem(hay: &[u8], at: usize, eof: bool) -> Confirm {
         };
     };
     let label = &head[11..close];
-    if !label.ends_with(b"PRIVATE KEY") || label.len() > 40 {
+    if !(label.ends_with(b"PRIVATE KEY") || label == b"PGP PRIVATE KEY BLOCK") || label.len() > 40 {
         return Confirm::No;
     }
     let limit = hay.len().min(at + MAX_VALUE);
@@ -396,24 +473,48 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(&hay[from..], needle).map(|i| i + from)
 }
 
-/// `scheme://user:PASSWORD@host` for database and broker schemes: masks the password.
-fn db_password(hay: &[u8], at: usize, lo: usize, eof: bool) -> Confirm {
-    const SCHEMES: [&[u8]; 13] = [
-        b"postgresql",
-        b"postgres",
-        b"mysql",
-        b"mariadb",
-        b"mongodb+srv",
-        b"mongodb",
-        b"rediss",
-        b"redis",
-        b"amqps",
-        b"amqp",
-        b"mssql",
-        b"sqlserver",
-        b"jdbc:postgresql",
-    ];
-    let Some(scheme) = SCHEMES
+/// Database, broker and service schemes whose URLs carry credentials (`db-password`).
+pub(crate) const DB_SCHEMES: [&[u8]; 22] = [
+    b"postgresql",
+    b"postgres",
+    b"mysql",
+    b"mariadb",
+    b"mongodb+srv",
+    b"mongodb",
+    b"rediss",
+    b"redis",
+    b"amqps",
+    b"amqp",
+    b"mssql",
+    b"sqlserver",
+    b"jdbc:postgresql",
+    b"jdbc:mysql",
+    b"clickhouse",
+    b"couchbases",
+    b"couchbase",
+    b"nats",
+    b"kafka",
+    b"mqtts",
+    b"mqtt",
+    b"cloudinary",
+];
+
+/// Web, file-transfer, mail and directory schemes (`url-password`): the password in
+/// `https://user:PASSWORD@host` (a `.git-credentials` line, a proxy URL).
+pub(crate) const URL_SCHEMES: [&[u8]; 12] = [
+    b"https", b"http", b"sftp", b"ftps", b"ftp", b"smtps", b"smtp", b"ldaps", b"ldap", b"wss",
+    b"ws", b"ssh",
+];
+
+/// `scheme://user:PASSWORD@host` for one of `schemes`: masks the password.
+pub(crate) fn db_password(
+    hay: &[u8],
+    at: usize,
+    lo: usize,
+    eof: bool,
+    schemes: &[&[u8]],
+) -> Confirm {
+    let Some(scheme) = schemes
         .iter()
         .find(|s| at >= s.len() + lo && hay[at - s.len()..at].eq_ignore_ascii_case(s))
     else {
@@ -462,6 +563,11 @@ pub(crate) fn email(hay: &[u8], at: usize, lo: usize, eof: bool) -> Confirm {
     let floor = lo.max(at.saturating_sub(64));
     while s > floor && local(hay[s - 1]) {
         s -= 1;
+    }
+    // A JSON escape before the address (`\njane@…`) is not part of it.
+    if s > 0 && hay[s - 1] == b'\\' && s < at {
+        s += if hay[s] == b'u' { 5 } else { 1 };
+        s = s.min(at);
     }
     // Leading dots are not part of an address.
     while s < at && hay[s] == b'.' {
@@ -785,6 +891,13 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
     if at == 0 || at <= lo || hay[at - 1] != b'"' {
         return Confirm::No;
     }
+    if at >= 2 && hay[at - 2] == b'\\' {
+        return if at - 1 > lo {
+            nested_json_field(hay, at, name_len, eof)
+        } else {
+            Confirm::No
+        };
+    }
     let mut i = at + name_len;
     if i >= hay.len() {
         return out_of_data(eof, at - 1);
@@ -832,6 +945,97 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
         mask_start: v,
         mask_end: j,
     }
+}
+
+/// A JSON member inside a JSON string (`"{\"password\": \"hunter2\"}"`, JSON stored as a
+/// string value), whose name was found at `at` after its escaped quote: masks the inner string
+/// value, reading the outer string's escapes to find where the inner one ends.
+fn nested_json_field(hay: &[u8], at: usize, name_len: usize, eof: bool) -> Confirm {
+    let start = at - 2;
+    let mut i = at + name_len;
+    // `\"`, spaces (or escaped whitespace), `:`, spaces, `\"`.
+    let expect_quote = |i: &mut usize| -> Result<(), Confirm> {
+        if *i + 2 > hay.len() {
+            return Err(out_of_data(eof, start));
+        }
+        if &hay[*i..*i + 2] != b"\\\"" {
+            return Err(Confirm::No);
+        }
+        *i += 2;
+        Ok(())
+    };
+    let skip_ws = |i: &mut usize| {
+        let limit = hay.len().min(*i + MAX_SEPARATOR);
+        while *i < limit {
+            if hay[*i] == b' ' {
+                *i += 1;
+            } else if hay[*i] == b'\\' && matches!(hay.get(*i + 1), Some(b'n' | b't' | b'r')) {
+                *i += 2;
+            } else {
+                break;
+            }
+        }
+    };
+    if let Err(c) = expect_quote(&mut i) {
+        return c;
+    }
+    skip_ws(&mut i);
+    if i >= hay.len() {
+        return out_of_data(eof, start);
+    }
+    if hay[i] != b':' {
+        return Confirm::No;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    if let Err(c) = expect_quote(&mut i) {
+        return c;
+    }
+    let v = i;
+    let limit = hay.len().min(v + MAX_VALUE);
+    let mut j = v;
+    // Whether the inner string's last character was its own escape (a backslash).
+    let mut inner_escape = false;
+    while j < limit {
+        match hay[j] {
+            b'\\' => {
+                let Some(&c) = hay.get(j + 1) else {
+                    // An escape cut off by the end of the data.
+                    return unterminated(start, v, hay.len(), eof);
+                };
+                if c == b'"' && !inner_escape {
+                    // The inner string's closing quote.
+                    return if j == v {
+                        Confirm::No
+                    } else {
+                        Confirm::Match {
+                            start,
+                            end: j,
+                            mask_start: v,
+                            mask_end: j,
+                        }
+                    };
+                }
+                inner_escape = c == b'\\' && !inner_escape;
+                j += 2;
+            }
+            // The outer string ends: the inner value is cut off there; mask what there is.
+            b'"' if j > v => {
+                return Confirm::Match {
+                    start,
+                    end: j,
+                    mask_start: v,
+                    mask_end: j,
+                };
+            }
+            b'"' => return Confirm::No,
+            _ => {
+                inner_escape = false;
+                j += 1;
+            }
+        }
+    }
+    unterminated(start, v, limit, eof)
 }
 
 /// A value opened at `v` (for a match from `start`) whose end was not found before `limit`:

@@ -1,17 +1,23 @@
 //! Masking secrets and personal data in what comes back, fast, whole or streaming.
 //!
-//! An [`Engine`] holds the compiled rules: built-in detectors (AWS keys and tokens, private
-//! keys, JWTs, GitHub/GitLab/Slack/Stripe/Google tokens, database passwords in connection
-//! strings, card numbers with Luhn, IBANs with their checksum, email addresses, US SSNs), the
-//! values of named JSON fields and XML elements (`SecretAccessKey`, `Password`, …), and custom
-//! regex rules from the configuration. Each match is replaced by `[MASKED:rule]`, by the rule name
-//! and the last characters (`keep_last`), or by a keyed hash (`hash`, a stable pseudonym).
-//! Replacements never contain quotes or backslashes, so JSON stays valid.
+//! An [`Engine`] holds the compiled rules: hand-written detectors (AWS keys and tokens, private
+//! keys, JWTs, GitHub/GitLab/Slack/Stripe/Google tokens, passwords in database and web URLs, card
+//! numbers with Luhn, IBANs with their checksum, email addresses, US SSNs); 121 token formats
+//! kept as data (`rules`: OpenAI, Anthropic, npm, PyPI, Docker Hub, Vault, Azure, Datadog, …);
+//! 16 rules that find a value by the key it is assigned to (`DD_API_KEY=…`, `"db_password": …`),
+//! with an entropy check; the values of named JSON fields and XML elements (`SecretAccessKey`,
+//! `Password`, …); and custom regex rules from the configuration. Each match is replaced by
+//! `[MASKED:rule]`, by the rule name and the last characters (`keep_last`), or by a keyed hash
+//! (`hash`, a stable pseudonym). Replacements never contain quotes or backslashes, so JSON stays
+//! valid; word boundaries see through JSON string escapes (`\n`, `\u000a`), so a secret inside
+//! a JSON string is found as it would be outside one.
 //!
-//! How it stays fast: one Teddy/Aho-Corasick pass over ~45 literal anchors, `memchr` for `@`, a
-//! skip-scan for digit runs, then hand-written confirmation at each candidate; custom rules run
-//! as one `regex-automata` multi-pattern regex. Word boundaries are ASCII, so non-ASCII text
-//! never slows it down.
+//! How it stays fast: a Teddy/Aho-Corasick pass over the detectors' literal anchors and the field
+//! names; a pass over word starts for the token formats whose anchor starts a word (a bit set of
+//! their first bytes, `words`); a second Teddy pass over the other token anchors and the keyed
+//! rules' key stems; `memchr` for `@`; a skip-scan for digit runs; then hand-written confirmation
+//! at each candidate. Custom rules run as one `regex-automata` multi-pattern regex. Word
+//! boundaries are ASCII, so non-ASCII text never slows it down.
 //!
 //! [`Stream`] masks chunk by chunk with bounded memory, holding back only what a match could
 //! still span. For every input and every way of cutting it into chunks, the output equals
@@ -41,6 +47,8 @@
 //! ```
 
 mod detect;
+mod rules;
+mod words;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +56,9 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
-use detect::{Builtin, Confirm, DigitRules, LOOKBEHIND};
+use detect::{Builtin, Confirm, DigitRules, ESCAPE_CONTEXT, LOOKBEHIND};
+use rules::RULES;
+use words::WordAnchors;
 
 /// What replaces a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -212,6 +222,48 @@ enum Trigger {
     AwsKeyword,
     /// A substring shared by some field names: index into `Engine::field_anchors`.
     Field(usize),
+    /// A token rule's anchor: index into [`RULES`].
+    Token(usize),
+    /// A part of a key that names a credential: the keyed rules decide.
+    KeyStem,
+}
+
+/// Bytes a stream keeps before what it has not written yet: the longest lead of a token rule, a
+/// byte before it, and a JSON `\uXXXX` escape before that.
+const STREAM_CONTEXT: usize = rules::MAX_LEAD + 1 + ESCAPE_CONTEXT;
+
+/// The most anchors in one automaton: Teddy's fastest (slim) form takes 32 patterns.
+const ANCHORS_PER_SET: usize = 32;
+/// The most automata: the built-in detectors and field names in one, the token rules in the
+/// rest.
+const MAX_SETS: usize = 8;
+
+/// One anchor automaton and what each of its patterns triggers (with the pattern's length).
+struct AnchorSet {
+    automaton: AhoCorasick,
+    triggers: Vec<(Trigger, usize)>,
+}
+
+/// Builds an automaton over `patterns`, longer ones first, so that a longer anchor wins where
+/// two start at one position.
+fn anchor_set(
+    patterns: Vec<String>,
+    triggers: Vec<(Trigger, usize)>,
+) -> Result<AnchorSet, MaskConfigError> {
+    let mut order: Vec<usize> = (0..patterns.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(patterns[i].len()));
+    let sorted: Vec<&str> = order.iter().map(|&i| patterns[i].as_str()).collect();
+    let automaton = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(&sorted)
+        .map_err(|e| MaskConfigError {
+            key: "fields".into(),
+            message: format!("cannot build the anchor automaton: {e}"),
+        })?;
+    Ok(AnchorSet {
+        automaton,
+        triggers: order.iter().map(|&i| triggers[i]).collect(),
+    })
 }
 
 /// The longest field name.
@@ -303,14 +355,21 @@ struct Custom {
 
 /// Compiled masking rules. Immutable and cheap to share (`Arc`).
 pub struct Engine {
-    anchors: Option<AhoCorasick>,
+    /// The anchor automata: the built-in detectors and field names first, then the token rules.
+    sets: Vec<AnchorSet>,
+    /// The token rules whose anchors start words, found by word starts.
+    words: Option<WordAnchors>,
+    /// Whether a keyed rule is on: a field anchor that is not a field hands over to them.
+    keyed: bool,
     field_names: Vec<Vec<u8>>,
     /// The configured fields, for form bodies (whatever `format` says).
     form_fields: Vec<Vec<u8>>,
     field_anchors: Vec<Vec<(usize, usize)>>,
-    triggers: Vec<(Trigger, usize)>,
     builtin_on: [bool; Builtin::ALL.len()],
     builtin_action: [Action; Builtin::ALL.len()],
+    /// Which token rules are on, and their actions, by index into [`RULES`].
+    token_on: Vec<bool>,
+    token_action: Vec<Action>,
     json: bool,
     xml: bool,
     email: bool,
@@ -326,7 +385,10 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("anchors", &self.triggers.len())
+            .field(
+                "anchors",
+                &self.sets.iter().map(|s| s.triggers.len()).sum::<usize>(),
+            )
             .field("custom", &self.customs.len())
             .finish_non_exhaustive()
     }
@@ -366,19 +428,24 @@ fn builtin_index(b: Builtin) -> usize {
 impl Engine {
     /// Compiles the rules.
     pub fn new(cfg: &MaskConfig) -> Result<Engine, MaskConfigError> {
-        let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-        let mut builtin_on = [true; Builtin::ALL.len()];
+        // Built-in detectors first, then the token rules: one list of names.
+        let names: Vec<&str> = Builtin::ALL
+            .iter()
+            .map(|b| b.name())
+            .chain(RULES.iter().map(|r| r.name))
+            .collect();
+        let mut on = vec![true; names.len()];
         for d in &cfg.disable {
             let i = names
                 .iter()
                 .position(|n| n == d)
                 .ok_or_else(|| MaskConfigError {
                     key: "disable".into(),
-                    message: format!("no built-in rule `{d}`; the rules are {}", names.join(", ")),
+                    message: format!("no built-in rule `{d}`; `hoopguard mask --rules` lists them"),
                 })?;
-            builtin_on[i] = false;
+            on[i] = false;
         }
-        let mut builtin_action = [Action::Redact; Builtin::ALL.len()];
+        let mut actions = vec![Action::Redact; names.len()];
         for (name, action) in &cfg.actions {
             let i = names
                 .iter()
@@ -387,8 +454,15 @@ impl Engine {
                     key: format!("actions.{name}"),
                     message: format!("no built-in rule `{name}`"),
                 })?;
-            builtin_action[i] = *action;
+            actions[i] = *action;
         }
+        let n_builtin = Builtin::ALL.len();
+        let mut builtin_on = [true; Builtin::ALL.len()];
+        builtin_on.copy_from_slice(&on[..n_builtin]);
+        let mut builtin_action = [Action::Redact; Builtin::ALL.len()];
+        builtin_action.copy_from_slice(&actions[..n_builtin]);
+        let token_on = on[n_builtin..].to_vec();
+        let token_action = actions[n_builtin..].to_vec();
         let json = builtin_on[builtin_index(Builtin::JsonField)]
             && matches!(cfg.format, Format::Auto | Format::Json);
         let xml = builtin_on[builtin_index(Builtin::XmlField)]
@@ -418,6 +492,13 @@ impl Engine {
                 triggers.push((Trigger::Builtin(b), a.len()));
             }
         }
+        // `url-password` shares `db-password`'s anchor.
+        if builtin_on[builtin_index(Builtin::UrlPassword)]
+            && !builtin_on[builtin_index(Builtin::DbPassword)]
+        {
+            patterns.push("://".into());
+            triggers.push((Trigger::Builtin(Builtin::DbPassword), 3));
+        }
         if keywords {
             for a in AWS_KEYWORD_ANCHORS {
                 patterns.push(a.to_string());
@@ -425,6 +506,7 @@ impl Engine {
             }
         }
         let mut field_table = Vec::new();
+        let mut field_words: Vec<String> = Vec::new();
         if json || xml {
             for (i, f) in cfg.fields.iter().enumerate() {
                 if f.is_empty()
@@ -442,35 +524,70 @@ impl Engine {
                 }
             }
             for (k, (anchor, hits)) in field_anchors(&cfg.fields).into_iter().enumerate() {
+                field_words.push(anchor.clone());
                 triggers.push((Trigger::Field(k), anchor.len()));
                 patterns.push(anchor);
                 field_table.push(hits);
             }
         }
-        // Longer anchors first, so a longer anchor wins where two start at one position.
-        let mut order: Vec<usize> = (0..patterns.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(patterns[i].len()));
-        let patterns: Vec<String> = order.iter().map(|&i| patterns[i].clone()).collect();
-        let triggers: Vec<(Trigger, usize)> = order.iter().map(|&i| triggers[i]).collect();
-        let max_anchor = patterns
+        let mut max_anchor = patterns
             .iter()
             .map(String::len)
             .max()
             .unwrap_or(0)
             .max(longest_literal);
-        let anchors = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(&patterns)
-                    .map_err(|e| MaskConfigError {
-                        key: "fields".into(),
-                        message: format!("cannot build the anchor automaton: {e}"),
-                    })?,
-            )
-        };
+        let mut sets = Vec::new();
+        if !patterns.is_empty() {
+            sets.push(anchor_set(patterns, triggers)?);
+        }
+        // The token rules' anchors that do not start words (found by `words`), and the key
+        // stems of the keyed rules, in automata of at most ANCHORS_PER_SET each.
+        let mut others: Vec<(Trigger, &str)> = RULES
+            .iter()
+            .enumerate()
+            .filter(|(k, r)| token_on[*k] && r.keyed.is_none() && !words::starts_words(r))
+            .flat_map(|(k, r)| r.anchors.iter().map(move |a| (Trigger::Token(k), *a)))
+            .collect();
+        let keyed = RULES
+            .iter()
+            .zip(&token_on)
+            .any(|(r, on)| *on && r.keyed.is_some());
+        if keyed {
+            others.extend(
+                rules::KEY_STEMS
+                    .iter()
+                    .filter(|(_, covered_by)| {
+                        covered_by.is_empty()
+                            || !covered_by
+                                .iter()
+                                .all(|w| field_words.iter().any(|f| f == w))
+                    })
+                    .map(|(a, _)| (Trigger::KeyStem, *a)),
+            );
+        }
+        for chunk in others.chunks(ANCHORS_PER_SET) {
+            max_anchor = chunk
+                .iter()
+                .map(|(_, a)| a.len())
+                .fold(max_anchor, usize::max);
+            sets.push(anchor_set(
+                chunk.iter().map(|(_, a)| a.to_string()).collect(),
+                chunk.iter().map(|(t, a)| (*t, a.len())).collect(),
+            )?);
+        }
+        let words = WordAnchors::new(&token_on);
+        if let Some(w) = &words {
+            max_anchor = max_anchor.max(w.longest());
+        }
+        if sets.len() > MAX_SETS {
+            return Err(MaskConfigError {
+                key: "fields".into(),
+                message: format!(
+                    "too many anchors: {} automata, at most {MAX_SETS}",
+                    sets.len()
+                ),
+            });
+        }
 
         let mut customs = Vec::new();
         let mut sources = Vec::new();
@@ -598,7 +715,9 @@ impl Engine {
         };
         let on = |b: Builtin| builtin_on[builtin_index(b)];
         Ok(Engine {
-            anchors,
+            keyed,
+            sets,
+            words,
             form_fields: cfg.fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
             field_names: if json || xml {
                 cfg.fields.iter().map(|f| f.as_bytes().to_vec()).collect()
@@ -606,9 +725,10 @@ impl Engine {
                 Vec::new()
             },
             field_anchors: field_table,
-            triggers,
             builtin_on,
             builtin_action,
+            token_on,
+            token_action,
             json,
             xml,
             email: on(Builtin::Email),
@@ -719,12 +839,17 @@ impl Engine {
         let mut pos = from;
         let mut hold = len;
         // Each source's next trigger at or after its cursor; `None` once it has no more.
-        let mut next_anchor: Option<(usize, usize)> = None; // (position, pattern)
-        let mut anchor_from = from;
-        let mut anchors_done = self.anchors.is_none();
+        // Per anchor automaton: (position, pattern), its cursor, whether it has no more.
+        let sets = self.sets.len();
+        let mut next_anchor: [Option<(usize, usize)>; MAX_SETS] = [None; MAX_SETS];
+        let mut anchor_from = [from; MAX_SETS];
+        let mut anchors_done = [false; MAX_SETS];
         let mut next_at: Option<usize> = None;
         let mut at_from = from;
         let mut at_done = !self.email;
+        let mut next_word: Option<usize> = None;
+        let mut word_from = from;
+        let mut words_done = self.words.is_none();
         let mut next_digit: Option<usize> = None;
         let mut digit_from = from;
         let mut digits_done = !(self.digits.card || self.digits.ssn || self.digits.iban);
@@ -732,14 +857,25 @@ impl Engine {
         let mut custom_from = from;
         let mut custom_done = self.custom.is_none();
         loop {
-            if !anchors_done && next_anchor.is_none_or(|(p, _)| p < anchor_from) {
-                next_anchor = match &self.anchors {
-                    Some(ac) if anchor_from < len => ac
-                        .find(aho_corasick::Input::new(hay).span(anchor_from..len))
-                        .map(|m| (m.start(), m.pattern().as_usize())),
+            for k in 0..sets {
+                if !anchors_done[k] && next_anchor[k].is_none_or(|(p, _)| p < anchor_from[k]) {
+                    next_anchor[k] = if anchor_from[k] < len {
+                        self.sets[k]
+                            .automaton
+                            .find(aho_corasick::Input::new(hay).span(anchor_from[k]..len))
+                            .map(|m| (m.start(), m.pattern().as_usize()))
+                    } else {
+                        None
+                    };
+                    anchors_done[k] = next_anchor[k].is_none();
+                }
+            }
+            if !words_done && next_word.is_none_or(|p| p < word_from) {
+                next_word = match &self.words {
+                    Some(w) if word_from < len => w.next(hay, word_from, eof),
                     _ => None,
                 };
-                anchors_done = next_anchor.is_none();
+                words_done = next_word.is_none();
             }
             if !at_done && next_at.is_none_or(|p| p < at_from) {
                 next_at = if at_from < len {
@@ -762,47 +898,76 @@ impl Engine {
                 };
                 custom_done = next_custom.is_none();
             }
-            // The earliest trigger wins; ties go to anchors, then @, digits, custom rules.
-            let mut best: Option<(usize, u8)> = None;
-            for (p, src) in [
-                (next_anchor.map(|(p, _)| p), 0u8),
-                (next_at, 1),
-                (next_digit, 2),
-                (next_custom.map(|(s, _, _)| s), 3),
-            ] {
+            // The earliest trigger wins; ties go to anchors (by automaton), then @, digits,
+            // custom rules.
+            let mut best: Option<(usize, Source)> = None;
+            let mut consider = |p: Option<usize>, src: Source| {
                 if let Some(p) = p {
                     if best.is_none_or(|(b, _)| p < b) {
                         best = Some((p, src));
                     }
                 }
+            };
+            for (k, next) in next_anchor.iter().enumerate().take(sets) {
+                consider(next.map(|(p, _)| p), Source::Anchor(k));
             }
+            consider(next_word, Source::Words);
+            consider(next_at, Source::At);
+            consider(next_digit, Source::Digits);
+            consider(next_custom.map(|(s, _, _)| s), Source::Custom);
             let Some((t, src)) = best else { break };
             if t >= cutoff {
                 hold = hold.min(t.saturating_sub(LOOKBEHIND));
                 break;
             }
             let (confirm, rule) = match src {
-                0 => {
-                    let (p, pat) = next_anchor.unwrap_or_default();
-                    anchor_from = p + 1;
-                    let (trigger, alen) = self.triggers[pat];
+                Source::Anchor(k) => {
+                    let (p, pat) = next_anchor[k].unwrap_or_default();
+                    anchor_from[k] = p + 1;
+                    let (trigger, alen) = self.sets[k].triggers[pat];
                     match trigger {
+                        Trigger::Builtin(Builtin::DbPassword) => self.confirm_url(hay, p, pos, eof),
                         Trigger::Builtin(b) => (
                             detect::confirm_anchor(b, hay, p, alen, pos, eof),
                             Rule::Builtin(b),
                         ),
-                        Trigger::Field(k) => self.confirm_field(hay, p, k, pos, eof),
+                        Trigger::Field(k) => match self.confirm_field(hay, p, k, pos, eof) {
+                            (Confirm::No, _) if self.keyed => {
+                                let (c, r) =
+                                    rules::confirm_key(&self.token_on, hay, p, alen, pos, eof);
+                                (c, Rule::Token(r.unwrap_or(0)))
+                            }
+                            found => found,
+                        },
                         Trigger::AwsKeyword => self.confirm_aws_keyword(hay, p, pos, eof),
+                        Trigger::Token(r) => (
+                            rules::confirm(&RULES[r], hay, p, alen, pos, eof),
+                            Rule::Token(r),
+                        ),
+                        Trigger::KeyStem => {
+                            let (c, r) = rules::confirm_key(&self.token_on, hay, p, alen, pos, eof);
+                            (c, Rule::Token(r.unwrap_or(0)))
+                        }
                     }
                 }
-                1 => {
+                Source::Words => {
+                    word_from = t + 1;
+                    match &self.words {
+                        Some(w) => {
+                            let (c, rule) = w.confirm(hay, t, pos, eof);
+                            (c, Rule::Token(rule.unwrap_or(0)))
+                        }
+                        None => (Confirm::No, Rule::Token(0)),
+                    }
+                }
+                Source::At => {
                     at_from = t + 1;
                     (
                         detect::email(hay, t, pos, eof),
                         Rule::Builtin(Builtin::Email),
                     )
                 }
-                2 => {
+                Source::Digits => {
                     digit_from = skip_digitish(hay, t);
                     let c = detect::digits(hay, t, pos, eof, self.digits);
                     let rule = match c {
@@ -816,7 +981,7 @@ impl Engine {
                     };
                     (c, Rule::Builtin(rule))
                 }
-                _ => {
+                Source::Custom => {
                     let (s, e, pat) = next_custom.unwrap_or_default();
                     custom_from = s + 1;
                     (
@@ -840,8 +1005,11 @@ impl Engine {
                         .entry(self.rule_name(rule).to_string())
                         .or_default() += 1;
                     pos = end;
-                    anchor_from = anchor_from.max(end);
+                    for a in anchor_from.iter_mut().take(sets) {
+                        *a = (*a).max(end);
+                    }
                     at_from = at_from.max(end);
+                    word_from = word_from.max(end);
                     digit_from = digit_from.max(end);
                     custom_from = custom_from.max(end);
                 }
@@ -860,6 +1028,19 @@ impl Engine {
         let upto = limit.max(pos);
         out.extend_from_slice(&hay[pos..upto]);
         upto
+    }
+
+    /// A password in a URL at the `://` at `p`: `db-password` or `url-password` by scheme.
+    fn confirm_url(&self, hay: &[u8], p: usize, lo: usize, eof: bool) -> (Confirm, Rule) {
+        for b in [Builtin::DbPassword, Builtin::UrlPassword] {
+            if self.builtin_on[builtin_index(b)] {
+                let c = detect::confirm_anchor(b, hay, p, 3, lo, eof);
+                if c != Confirm::No {
+                    return (c, Rule::Builtin(b));
+                }
+            }
+        }
+        (Confirm::No, Rule::Builtin(Builtin::DbPassword))
     }
 
     /// The AWS credential keyword starting at `p` (its shared anchor found there), then its
@@ -993,6 +1174,7 @@ impl Engine {
     fn rule_name(&self, rule: Rule) -> &str {
         match rule {
             Rule::Builtin(b) => b.name(),
+            Rule::Token(r) => RULES[r].name,
             Rule::Custom(i) => &self.customs[i].name,
         }
     }
@@ -1000,6 +1182,7 @@ impl Engine {
     fn replace(&self, rule: Rule, value: &[u8], out: &mut Vec<u8>) {
         let action = match rule {
             Rule::Builtin(b) => self.builtin_action[builtin_index(b)],
+            Rule::Token(r) => self.token_action[r],
             Rule::Custom(i) => self.customs[i].action,
         };
         out.extend_from_slice(b"[MASKED:");
@@ -1026,20 +1209,48 @@ impl Engine {
         out.push(b']');
     }
 
-    /// The names of the built-in rules that are on.
+    /// The names of the built-in rules that are on: the detectors, then the token rules.
     pub fn builtin_rules(&self) -> Vec<&'static str> {
         Builtin::ALL
             .iter()
             .filter(|b| self.builtin_on[builtin_index(**b)])
             .map(|b| b.name())
+            .chain(
+                RULES
+                    .iter()
+                    .zip(&self.token_on)
+                    .filter(|(_, on)| **on)
+                    .map(|(r, _)| r.name),
+            )
             .collect()
     }
+}
+
+/// Every built-in rule: (name, where its format is published — empty for the detectors and
+/// field rules written from the formats' specifications in `detect`).
+pub fn builtin_rule_catalog() -> Vec<(&'static str, &'static str)> {
+    Builtin::ALL
+        .iter()
+        .map(|b| (b.name(), ""))
+        .chain(RULES.iter().map(|r| (r.name, r.source)))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Rule {
     Builtin(Builtin),
+    Token(usize),
     Custom(usize),
+}
+
+/// Where a trigger came from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Anchor(usize),
+    Words,
+    At,
+    Digits,
+    Custom,
 }
 
 /// The fewest digitish bytes any digit rule needs in one run (the skip-scan's step): an IBAN's
@@ -1332,8 +1543,9 @@ impl Stream {
             .engine
             .scan(&self.pending, self.start, false, out, &mut self.stats);
         self.stats.bytes_out += (out.len() - before) as u64;
-        // Keep one byte of context before the first unwritten byte.
-        let keep_from = done.saturating_sub(1);
+        // Keep context before the first unwritten byte: a token rule's lead and the JSON
+        // escape before it are read from there.
+        let keep_from = done.saturating_sub(STREAM_CONTEXT);
         self.pending.drain(..keep_from);
         self.start = done - keep_from;
     }

@@ -294,7 +294,16 @@ fn keyword_rules_mask_only_the_value() {
         "AWS_SECRET_ACCESS_KEY",
     ];
     for n in negatives {
-        assert_eq!(masked(&e, n), n);
+        // Not this rule (a key that merely contains `secret` may be another rule's).
+        let out = masked(&e, n);
+        assert!(!out.contains("aws-secret-access-key"), "{out}");
+        assert!(
+            out.contains("short")
+                || out.contains("documented")
+                || out.contains("generic")
+                || out == n,
+            "{out}"
+        );
     }
     let token = "FwoGZXIvYXdzEJr//////////wEaDExampleSessionTokenValueThatIsLongEnoughToBeRealisticAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
     let session = [
@@ -397,8 +406,59 @@ fn database_passwords_are_masked_inside_connection_strings() {
     for (input, want) in cases {
         assert_eq!(masked(&e, input), want);
     }
-    let out = masked(&e, "https://user:pass@example.com/");
-    assert!(!out.contains("db-password"), "{out}");
+    // Either URL rule works without the other.
+    let only_url = Engine::new(&MaskConfig {
+        disable: vec!["db-password".into()],
+        ..MaskConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        masked(&only_url, "https://u:pw@h postgres://u:pw@h"),
+        "https://u:[MASKED:url-password]@h postgres://u:pw@h"
+    );
+    let only_db = Engine::new(&MaskConfig {
+        disable: vec!["url-password".into()],
+        ..MaskConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        masked(&only_db, "https://u:pw@h postgres://u:pw@h"),
+        "https://u:pw@h postgres://u:[MASKED:db-password]@h"
+    );
+    // Web, file-transfer and directory URLs are `url-password`.
+    for (input, want) in [
+        (
+            "https://user:pass@example.com/",
+            "https://user:[MASKED:url-password]@example.com/",
+        ),
+        (
+            "https://x-access-token:s3cr3t-t0ken@github.com/org/repo.git",
+            "https://x-access-token:[MASKED:url-password]@github.com/org/repo.git",
+        ),
+        (
+            "ftp://anon:pw123@ftp.example.org/pub",
+            "ftp://anon:[MASKED:url-password]@ftp.example.org/pub",
+        ),
+        (
+            "sftp://deploy:Zx9!q@files:22/in",
+            "sftp://deploy:[MASKED:url-password]@files:22/in",
+        ),
+        (
+            "{\"proxy\": \"http://me:pw@proxy:3128\"}",
+            "{\"proxy\": \"http://me:[MASKED:url-password]@proxy:3128\"}",
+        ),
+    ] {
+        assert_eq!(masked(&e, input), want);
+    }
+    for n in [
+        "https://example.com:8443/a@b",
+        "https://example.com/a:b",
+        "xhttps://a:b@c",
+        "http://[::1]:8080/",
+        "https://example.com/?q=a:b@c",
+    ] {
+        assert_eq!(masked(&e, n), n);
+    }
     for n in [
         "postgres://db.internal:5432/app",
         "postgres://app@db/app",
@@ -647,6 +707,16 @@ fn corpus() -> String {
     s.push_str(r#"{"SecretAccessKey":"abc\"def","Password":"p","x":"alice@example.com"}<SessionToken>tok</SessionToken>"#);
     s.push_str("postgres://app:s3cr3t@db/app -----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- ");
     s.push_str("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY 123-45-6789 4111-1111-1111-1111");
+    // The token rules' vectors, bare and inside JSON strings after escapes.
+    for (_, pos, neg) in token_vectors() {
+        for (t, _, _) in pos {
+            s.push_str(&format!("{t} \"a\\n{t}\\u000a\" "));
+        }
+        for n in neg {
+            s.push_str(&format!("{n}\\n"));
+        }
+    }
+    s.push_str(r#"{"v":"{\"password\": \"a\\\"b\", \"k\":\"\\naws_secret_access_key = wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYEXAMPLEKEY\"}"}"#);
     s
 }
 
@@ -684,6 +754,9 @@ proptest::proptest! {
         "AKIA", "IOSFODNN7EXAMPLE", "@", "example.com", "4111", " 1111", "-", "\"", "Password", "\":\"",
         "<", ">", "</", "SecretAccessKey", "eyJ", "abc", ".", "postgres", "://", "u:p", "DE89", "3704 0044 0532 0130 00",
         "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "ghp_", "0123456789abcdefghij0123456789abcdef", " ", "\n",
+        "\\n", "\\\"", "\\u000a", "\\", "aws_secret_access_key", " = ", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "12345678", "9:AA", "0123456789abcdefghijABCDEFGHIJ_-xyz", "0123456789abcdef0123456789abcdef", "-us1",
+        ".atlasv1.", "Q~", "sk-ant-api03-", "Basic ", "YWxpY2U6c2VjcmV0", "AccountKey=", "==",
     ]), 0..30)) {
         let e = engine();
         let input = pieces.concat();
@@ -827,10 +900,12 @@ fn the_windowed_digit_search_agrees_on_the_corpus() {
 }
 
 #[test]
-fn the_default_rules_keep_the_prefilter_at_32_anchors_or_fewer() {
+fn the_default_rules_keep_each_prefilter_at_32_anchors_or_fewer() {
     // Teddy's fast (slim) form takes at most 32 patterns; one more and it falls to the fat form.
     let e = Engine::new(&MaskConfig::default()).unwrap();
-    assert!(e.triggers.len() <= 32, "{} anchors", e.triggers.len());
+    for set in &e.sets {
+        assert!(set.triggers.len() <= 32, "{} anchors", set.triggers.len());
+    }
     let anchors = super::field_anchors(&default_fields());
     let words: Vec<&str> = anchors.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(
@@ -884,4 +959,531 @@ fn names_behind_a_shared_anchor_and_keywords_behind_a_shared_prefix_still_match(
     // A word inside another is not a field: PrivateIpAddress is not PrivateKey.
     let (out, _) = e.mask(br#"{"PrivateIpAddress":"10.0.0.1","NextToken":"abc"}"#);
     assert_eq!(out, br#"{"PrivateIpAddress":"10.0.0.1","NextToken":"abc"}"#);
+}
+
+/// A small deterministic PRNG (xorshift), so generated vectors are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn pick(&mut self, from: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| from[(self.next() % from.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+/// A token of `rule` with the first part `first` bytes long (the others at their minimum),
+/// the first anchor, or `anchor`; with its secret part (what masking replaces).
+fn token_of(
+    rule: &rules::TokenRule,
+    rng: &mut Rng,
+    anchor: &str,
+    lens: &dyn Fn(usize, &rules::Part) -> usize,
+) -> (String, String) {
+    let lead = rule
+        .lead
+        .map(|(c, min, _)| rng.pick(&c.bytes(), min as usize))
+        .unwrap_or_default();
+    let mut body = String::new();
+    if rule.check == rules::Check::BasicAuth {
+        use base64::Engine as _;
+        let creds = format!("alice:{}", rng.pick(b"abcdefghijk0123456789", 12));
+        body = base64::engine::general_purpose::STANDARD.encode(creds);
+    } else {
+        for (k, part) in rule.parts.iter().enumerate() {
+            body.push_str(&rng.pick(&part.class.bytes(), lens(k, part)));
+            body.push_str(part.then);
+        }
+    }
+    let token = format!("{lead}{anchor}{body}");
+    let secret = match rule.extent {
+        rules::Extent::Whole => token.clone(),
+        rules::Extent::AfterAnchor => body,
+    };
+    (token, secret)
+}
+
+/// For every token rule: true positives (each anchor, parts at their minimum and maximum
+/// length) and near misses (a part one byte short or long, glued to a word, the anchor's case
+/// changed, a foreign byte inside), all generated from the rule's row.
+/// A token rule's true positive: (text, secret, the text as masked).
+type Positive = (String, String, String);
+
+/// A value for a keyed rule, `n` bytes of its class, starting with a letter or digit (a value
+/// starting with `$` or `{` is a placeholder) and never a single repeated byte.
+fn keyed_value(rule: &rules::TokenRule, rng: &mut Rng, n: usize) -> String {
+    let class = rule.parts[0].class.bytes();
+    let alnum: Vec<u8> = class
+        .iter()
+        .copied()
+        .filter(u8::is_ascii_alphanumeric)
+        .collect();
+    let mut v = rng.pick(&alnum, 1);
+    v.push_str(&rng.pick(&class, n - 1));
+    v
+}
+
+/// A keyed rule's positives: a key holding each of its words (and a stem that triggers the
+/// keyed rules) as an environment variable, a JSON member, YAML and an XML element, with
+/// values of the least and the most length.
+fn keyed_vectors(rule: &rules::TokenRule, rng: &mut Rng) -> (Vec<Positive>, Vec<String>) {
+    let name = rule.name;
+    let part = rule.parts[0];
+    let mut pos = Vec::new();
+    for (i, word) in rule.anchors.iter().enumerate() {
+        for (j, len) in [part.min, part.max].into_iter().enumerate() {
+            let v = keyed_value(rule, rng, len as usize);
+            let m = format!("[MASKED:{name}]");
+            let upper = word.to_ascii_uppercase();
+            let (env, json, yaml, xml) = (
+                format!("MY_{upper}_KEY"),
+                format!("{word}_token"),
+                format!("app.{word}_key"),
+                format!("{word}Token"),
+            );
+            let forms = [
+                (format!("{env}={v}"), format!("{env}={m}")),
+                (format!(r#""{json}": "{v}""#), format!(r#""{json}": "{m}""#)),
+                (format!("{yaml}: '{v}'"), format!("{yaml}: '{m}'")),
+                (format!("<{xml}>{v}</{xml}>"), format!("<{xml}>{m}</{xml}>")),
+            ];
+            for (f, (text, want)) in forms.into_iter().enumerate() {
+                // Not every form for every word and length: enough to cover each.
+                if (i + j + f) % 2 == 0 || rule.anchors.len() == 1 {
+                    pos.push((text, v.clone(), want));
+                }
+            }
+        }
+    }
+    let w = rule.anchors[0].to_ascii_uppercase();
+    let a = format!("{w}_KEY");
+    let v = keyed_value(rule, rng, part.min as usize);
+    let neg = vec![
+        format!("{a}={}", keyed_value(rule, rng, part.min as usize - 1)),
+        format!("{a}={}", keyed_value(rule, rng, part.max as usize + 1)),
+        // The key names something about the secret, not the secret.
+        format!("{a}_ID={v}"),
+        format!(r#""{w}_KEY_ARN": "{v}""#),
+        // No assignment; a quoted key with a value that is not a string; inside an ARN.
+        format!("{a} {v}"),
+        format!(r#""{a}": {v}"#),
+        format!("arn:aws:secretsmanager:us-east-1:1:secret:{a}:{v}"),
+        // Placeholders and values too plain to be generated.
+        format!("{a}=${{{}}}", "A".repeat(part.min as usize)),
+        format!("{a}={}", "a".repeat(part.min as usize)),
+    ];
+    (pos, neg)
+}
+
+fn token_vectors() -> Vec<(&'static str, Vec<Positive>, Vec<String>)> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::new();
+    for rule in RULES {
+        if rule.keyed.is_some() {
+            let (pos, neg) = keyed_vectors(rule, &mut rng);
+            out.push((rule.name, pos, neg));
+            continue;
+        }
+        let mut pos = Vec::new();
+        let mut neg = Vec::new();
+        let masked_token = |(token, secret): (String, String)| {
+            let kept = &token[..token.len() - secret.len()];
+            let want = format!("{kept}[MASKED:{}]", rule.name);
+            (token, secret, want)
+        };
+        for anchor in rule.anchors {
+            pos.push(masked_token(token_of(rule, &mut rng, anchor, &|_, p| {
+                p.min as usize
+            })));
+            pos.push(masked_token(token_of(rule, &mut rng, anchor, &|_, p| {
+                p.max as usize
+            })));
+        }
+        let anchor = rule.anchors[0];
+        if rule.check == rules::Check::BasicAuth {
+            // Base64 that is not `user:password`, and not base64 at all.
+            neg.push(format!("{anchor}aGVsbG8gd29ybGQgaGVsbG8="));
+            neg.push(format!("{anchor}not-base64-at-all"));
+        } else {
+            let last = rule.parts.len() - 1;
+            if rule.parts[0].min > 1 {
+                let short = |k: usize, p: &rules::Part| {
+                    if k == 0 {
+                        p.min as usize - 1
+                    } else {
+                        p.min as usize
+                    }
+                };
+                neg.push(token_of(rule, &mut rng, anchor, &short).0);
+            }
+            let long = |k: usize, p: &rules::Part| {
+                if k == last {
+                    p.max as usize + 1
+                } else {
+                    p.min as usize
+                }
+            };
+            let long = token_of(rule, &mut rng, anchor, &long).0;
+            // Grown by a byte of its class, unless that reads as the next word anyway.
+            neg.push(long);
+            let (max, _) = token_of(rule, &mut rng, anchor, &|_, p| p.max as usize);
+            neg.push(format!("{max}x"));
+            if rule.parts[0].min >= 4 {
+                let (t, _) = token_of(rule, &mut rng, anchor, &|_, p| p.min as usize);
+                let lead = rule.lead.map(|(_, min, _)| min as usize).unwrap_or(0);
+                let mid = lead + anchor.len() + rule.parts[0].min as usize / 2;
+                neg.push(format!("{}!{}", &t[..mid], &t[mid + 1..]));
+            }
+        }
+        let (t, _) = token_of(rule, &mut rng, anchor, &|_, p| p.min as usize);
+        neg.push(format!("x{t}"));
+        // The anchor with its first letter's case changed (unless that is another anchor).
+        if let Some(i) = anchor.find(|c: char| c.is_ascii_alphabetic()) {
+            let mut flipped: Vec<u8> = anchor.bytes().collect();
+            flipped[i] ^= 0x20;
+            let flipped = String::from_utf8(flipped).unwrap();
+            if !rule.anchors.contains(&flipped.as_str()) {
+                let (t, _) = token_of(rule, &mut rng, &flipped, &|_, p| p.min as usize);
+                neg.push(t);
+            }
+        }
+        out.push((rule.name, pos, neg));
+    }
+    out
+}
+
+#[test]
+fn the_rule_table_is_consistent() {
+    // Names are unique, across the detectors and the token rules.
+    let catalog = builtin_rule_catalog();
+    let mut names: Vec<&str> = catalog.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(before, names.len(), "duplicate rule names");
+    for r in RULES {
+        assert!(r.source.starts_with("https://"), "{}: no source", r.name);
+        assert!(!r.parts.is_empty() && !r.anchors.is_empty(), "{}", r.name);
+        // A lead fits in what the scanner looks back.
+        assert!(
+            r.lead
+                .is_none_or(|(_, _, max)| max as usize <= rules::MAX_LEAD)
+        );
+        for p in r.parts {
+            assert!(p.min >= 1 && p.min <= p.max, "{}", r.name);
+            // A part's run must not swallow the literal after it.
+            if let Some(b) = p.then.bytes().next() {
+                assert!(
+                    !p.class.has(b),
+                    "{}: `{}` is in the part's class",
+                    r.name,
+                    p.then
+                );
+            }
+        }
+    }
+    // Where one anchor starts another (`pat` and `pat.`), the automaton reports the longer
+    // one; the shorter one's rule must not be able to match there.
+    let all: Vec<(&str, &rules::TokenRule)> = RULES
+        .iter()
+        .flat_map(|r| r.anchors.iter().map(move |a| (*a, r)))
+        .collect();
+    for (a, ra) in &all {
+        for (b, rb) in &all {
+            // Keyed rules' words are looked for in keys, not by an automaton.
+            if ra.keyed.is_some() || rb.keyed.is_some() {
+                continue;
+            }
+            if a != b && b.starts_with(a) {
+                let next = b.as_bytes()[a.len()];
+                assert!(
+                    !ra.parts[0].class.has(next),
+                    "`{a}` ({}) and `{b}` ({}) overlap",
+                    ra.name,
+                    rb.name
+                );
+            }
+            assert!(a != b || std::ptr::eq(*ra, *rb), "`{a}` twice");
+        }
+    }
+    // The key stems share an automaton with the anchors that do not start words: none is a
+    // prefix of another there, and all have three bytes or more (Teddy's longest fingerprint).
+    let others: Vec<&str> = RULES
+        .iter()
+        .filter(|r| r.keyed.is_none() && !words::starts_words(r))
+        .flat_map(|r| r.anchors.iter().copied())
+        .chain(rules::KEY_STEMS.iter().map(|(s, _)| *s))
+        .collect();
+    for a in &others {
+        assert!(a.len() >= 3, "`{a}`");
+        for b in &others {
+            assert!(a == b || !b.starts_with(a), "`{a}` and `{b}`");
+        }
+    }
+    assert!(others.len() <= ANCHORS_PER_SET, "{} anchors", others.len());
+    // What the word-start search finds is long enough for its length filter, and has no byte
+    // that filter stops at.
+    for r in RULES.iter().filter(|r| words::starts_words(r)) {
+        for a in r.anchors {
+            let least: usize = a.len()
+                + r.parts
+                    .iter()
+                    .map(|p| p.min as usize + p.then.len())
+                    .sum::<usize>();
+            assert!(least >= words::MIN_TOKEN, "{}: {least} bytes", r.name);
+            assert!(!a.bytes().any(words::stops_token), "{a}");
+        }
+        for p in r.parts {
+            assert!(
+                !p.class.bytes().into_iter().any(words::stops_token),
+                "{}",
+                r.name
+            );
+            assert!(!p.then.bytes().any(words::stops_token), "{}", r.name);
+        }
+    }
+    assert!(catalog.len() >= 150, "{} rules", catalog.len());
+}
+
+#[test]
+fn every_token_rule_masks_its_format_and_not_its_near_misses() {
+    // Without the field rules, which would mask `"password": …` first under their own name.
+    let e = Engine::new(&MaskConfig {
+        fields: Vec::new(),
+        ..MaskConfig::default()
+    })
+    .unwrap();
+    let mut failures = Vec::new();
+    for (rule, pos, neg) in token_vectors() {
+        for (token, _, want) in &pos {
+            let out = masked(&e, &format!("x {token} y"));
+            if out != format!("x {want} y") {
+                failures.push(format!("{rule} must mask {token}: {out}"));
+            }
+        }
+        for n in &neg {
+            let out = masked(&e, &format!("x {n} y"));
+            if out.contains(&format!("[MASKED:{rule}")) {
+                failures.push(format!("{rule} must not match {n}: {out}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{:#?}", failures);
+}
+
+/// Every positive vector, of the detectors and the token rules: (rule, text, secret).
+fn all_positives() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (rule, pos, _) in vectors() {
+        for p in pos {
+            out.push((rule.to_string(), p.clone(), p));
+        }
+    }
+    for (rule, pos, _) in token_vectors() {
+        for (t, s, _) in pos {
+            out.push((rule.to_string(), t, s));
+        }
+    }
+    let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    out.push((
+        "aws-secret-access-key".into(),
+        format!("aws_secret_access_key = {key}"),
+        key.into(),
+    ));
+    let token = "FwoGZXIvYXdzEJr//////////wEaDExampleSessionTokenValueThatIsLongEnoughToBeRealisticAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    out.push((
+        "aws-session-token".into(),
+        format!("aws_session_token={token}"),
+        token.into(),
+    ));
+    out.push((
+        "db-password".into(),
+        "postgres://app:Sup3rS3cret@db.internal:5432/app".into(),
+        "Sup3rS3cret".into(),
+    ));
+    out.push((
+        "private-key".into(),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----".into(),
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ".into(),
+    ));
+    out
+}
+
+/// Masks `doc` and returns the JSON it still is, with the value at `path` decoded.
+fn masked_json(e: &Engine, doc: &str) -> (String, serde_json::Value) {
+    let out = masked(e, doc);
+    let v = serde_json::from_str(&out).unwrap_or_else(|err| panic!("{out} is not JSON: {err}"));
+    (out, v)
+}
+
+#[test]
+fn secrets_inside_json_strings_are_masked_and_the_json_stays_valid() {
+    let e = engine();
+    let mut failures = Vec::new();
+    for (n, (rule, text, secret)) in all_positives().into_iter().enumerate() {
+        // A file with the secret on its own line, stored as a JSON string (an SSM parameter, a
+        // Secrets Manager value, a log line): escaped newlines, tabs, quotes around it.
+        let file = format!("[default]\n{text}\n\tnext = \"line\"\n");
+        let as_string = serde_json::to_string(&file).unwrap();
+        let unicode = as_string.replace("\\n", "\\u000a");
+        // JSON that holds JSON: the file inside an object, serialized into a string.
+        let inner = serde_json::to_string(&serde_json::json!({ "config": file })).unwrap();
+        let nested = serde_json::to_string(&inner).unwrap();
+        for (form, value) in [
+            ("escaped", &as_string),
+            ("\\u000a", &unicode),
+            ("nested", &nested),
+        ] {
+            let doc = format!(r#"{{"Parameter":{{"Value":{value}}}}}"#);
+            let (out, v) = masked_json(&e, &doc);
+            let decoded = v["Parameter"]["Value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if decoded.contains(&secret) || !out.contains("[MASKED:") {
+                failures.push(format!("{rule} ({form}): {out}"));
+            }
+            // Streamed in small chunks (1 to 29 bytes), the same.
+            let mut s = e.stream();
+            let mut streamed = Vec::new();
+            for chunk in doc.as_bytes().chunks(n % 29 + 1) {
+                s.push(chunk, &mut streamed);
+            }
+            s.finish(&mut streamed);
+            if String::from_utf8_lossy(&streamed) != out {
+                failures.push(format!("{rule} ({form}) streamed differs"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:#?}",
+        failures.len(),
+        failures
+    );
+}
+
+#[test]
+fn the_ssm_credentials_file_defect_is_fixed() {
+    // An `~/.aws/credentials` file stored as an SSM parameter: the keyword follows `\n`.
+    let e = engine();
+    let doc = r#"{"Parameter":{"Name":"/ci/aws","Value":"[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}}"#;
+    assert_eq!(
+        masked(&e, doc),
+        r#"{"Parameter":{"Name":"/ci/aws","Value":"[default]\naws_access_key_id = [MASKED:aws-access-key-id]\naws_secret_access_key = [MASKED:aws-secret-access-key]\n"}}"#
+    );
+    // JSON with escaped slashes (`\/`), and the keyword quoted inside a JSON string.
+    let doc =
+        r#"{"v":"{\"aws_secret_access_key\": \"wJalrXUtnFEMI\/K7MDENG\/bPxRfiCYEXAMPLEKEY\"}"}"#;
+    assert_eq!(
+        masked(&e, doc),
+        r#"{"v":"{\"aws_secret_access_key\": \"[MASKED:aws-secret-access-key]\"}"}"#
+    );
+    // Legitimate twins: a keyword that is documented, not assigned, stays.
+    let doc = r#"{"v":"set\naws_secret_access_key in your profile"}"#;
+    assert_eq!(masked(&e, doc), doc);
+}
+
+#[test]
+fn json_fields_inside_json_strings_are_masked() {
+    let e = engine();
+    let doc = r#"{"SecretString":"x","Value":"{\"password\": \"hunter2 with \\\"quotes\\\" and \\\\ slash\", \"user\": \"app\"}"}"#;
+    let (out, v) = masked_json(&e, doc);
+    let inner: serde_json::Value = serde_json::from_str(v["Value"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["password"], "[MASKED:json-field]", "{out}");
+    assert_eq!(inner["user"], "app");
+    // Whatever chunking, the same.
+    let mut s = e.stream();
+    let mut streamed = Vec::new();
+    for b in doc.as_bytes() {
+        s.push(std::slice::from_ref(b), &mut streamed);
+    }
+    s.finish(&mut streamed);
+    assert_eq!(String::from_utf8(streamed).unwrap(), out);
+    // A name that only ends like a field stays.
+    let doc = r#"{"Value":"{\"old_password_hint\": \"blue\"}"}"#;
+    assert_eq!(masked(&e, doc), doc);
+}
+
+#[test]
+fn email_after_an_escape_keeps_the_json_valid() {
+    let e = engine();
+    let doc = r#"{"v":"to:\njane@example.com\u000abob@example.org"}"#;
+    let (_, v) = masked_json(&e, doc);
+    assert_eq!(v["v"], "to:\n[MASKED:email]\n[MASKED:email]");
+}
+
+/// What AWS answers are full of and must survive every rule: resource ids, ETags, request ids,
+/// hashes, ARNs, pagination and idempotency tokens, base64 of ordinary data, version ids, and
+/// keys that name a secret without holding one.
+const DECOYS: &[&str] = &[
+    r#"{"InstanceId": "i-0123456789abcdef0", "ImageId": "ami-0abcdef1234567890", "VolumeId": "vol-049df61146c4d7901"}"#,
+    r#"{"GroupId": "sg-903004f8", "SubnetId": "subnet-0bb1c79de3EXAMPLE", "VpcId": "vpc-0a60eb65b4EXAMPLE"}"#,
+    r#"{"ETag": "\"d41d8cd98f00b204e9800998ecf8427e\"", "VersionId": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nrjfkd"}"#,
+    r#"{"ResponseMetadata": {"RequestId": "c2ad4a52-6d4e-4e29-8d10-e54b8b9b1f1a", "HostId": "Ke1LSx8lMYqy0SVNDqMPX2PZrzmPCHqv0BaxzXCKAWk3CWp3IZlf2QDhWz6fmnAtD0bxRV/Qb8A="}}"#,
+    r#"{"CodeSha256": "Y9Bc6pwsSaH6p2CzvO1BAyTwyQpCxPqJkd0ReJmnC8A=", "Sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}"#,
+    r#"{"Arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf", "SecretId": "prod/db", "SecretName": "prod/db-credentials"}"#,
+    r#"{"SecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-key-x1Y2z3", "SecretVersionId": "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1"}"#,
+    r#"{"NextToken": "eyJOZXh0VG9rZW4iOiBudWxsLCAiYm90b190cnVuY2F0ZV9hbW91bnQiOiAyfQ==", "ClientToken": "5b9c6a1e-33a1-4f0c-9d6b-0a4d8f2e7c11"}"#,
+    r#"{"KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "KeyId": "mrk-1234abcd12ab34cd56ef1234567890ab"}"#,
+    r#"{"UserData": "IyEvYmluL2Jhc2gKeXVtIHVwZGF0ZSAteQp5dW0gaW5zdGFsbCAteSBodHRwZAo=", "EventId": "8f1c2b3a-4d5e-6f70-8192-a3b4c5d6e7f8"}"#,
+    r#"{"PasswordLastUsed": "2026-11-30T12:00:00Z", "PasswordResetRequired": false, "MinimumPasswordLength": 14}"#,
+    r#"{"PasswordPolicy": {"RequireSymbols": true, "MaxPasswordAge": 90, "PasswordReusePrevention": 24}}"#,
+    r#"{"ApiKeySource": "HEADER", "apiKeyRequired": true, "ApiKeyId": "a1b2c3d4e5f6g7h8i9j0", "apiKeySelectionExpression": "$request.header.x-api-key"}"#,
+    r#"{"SecretString": null, "AuthTokenEnabled": true, "TokenType": "Bearer", "PrivateIpAddress": "10.0.0.12"}"#,
+    r#"<CreateAccessKeyResponse><RequestId>7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestId><UserName>Bob</UserName></CreateAccessKeyResponse>"#,
+    r#"<ListObjectsV2Result><Key>photos/2026/11/cat.jpg</Key><ETag>"9b2cf535f27731c974343645a3985328"</ETag><ContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</ContinuationToken></ListObjectsV2Result>"#,
+    "x-amz-id-2: 2YjDK1q6hb7+Fb9S5bL9pdQ3ZqN9q0JZ3c1gL8Qmxh9XJ7sYq5Gk1sK3wD0vWl8R9rQ7ZzL1xYw=",
+    "DB_PASSWORD_FILE=/run/secrets/db DD_API_KEY_SECRET_ARN=arn:aws:secretsmanager:us-east-1:1:secret:dd",
+    "password=${DB_PASSWORD} api_key={{ .Values.apiKey }} secret=******************** token=changeme",
+    "see the password section; the api_key field is optional; rotate your secret often",
+    "commit 3f9a0c1b2d4e5f60718293a4b5c6d7e8f9012345 Merge branch 'feature/api-key-rotation'",
+    "sk-proj- is how project keys start; ghp_ prefixes classic tokens; AKIA is an access key id",
+];
+
+#[test]
+fn decoys_survive_every_rule() {
+    let e = engine();
+    let mut failures = Vec::new();
+    for d in DECOYS {
+        let out = masked(&e, d);
+        if out != *d {
+            failures.push(out);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn keyed_rules_work_whatever_the_fields() {
+    let value = "Zx81kQp0vLm3Rt7sW2yB9nCd";
+    let docs = [
+        format!(r#"{{"stripe_secret_key": "{value}"}}"#),
+        format!(r#"{{"db_password": "{value}"}}"#),
+        "TWILIO_AUTH_TOKEN=0123456789abcdef0123456789abcdef".to_string(),
+        format!(r#"{{"githubAuthToken": "{value}"}}"#),
+    ];
+    for fields in [default_fields(), vec!["Password".to_string()], Vec::new()] {
+        let e = Engine::new(&MaskConfig {
+            fields: fields.clone(),
+            ..MaskConfig::default()
+        })
+        .unwrap();
+        for d in &docs {
+            let out = masked(&e, d);
+            assert!(out.contains("[MASKED:"), "{fields:?}: {out}");
+            assert!(
+                !out.contains(value) && !out.contains("0123456789abcdef0123"),
+                "{out}"
+            );
+        }
+    }
 }
