@@ -145,8 +145,9 @@ pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// The most bytes before a position that [`boundary_before`] reads: a JSON `\uXXXX` escape.
-pub(crate) const ESCAPE_CONTEXT: usize = 6;
+/// The most bytes before a position that [`boundary_before`] reads: a JSON `\uXXXX` escape, or
+/// the backslashes before an escaped byte.
+pub(crate) const ESCAPE_CONTEXT: usize = 8;
 
 /// Whether position `i` is at an ASCII word boundary on its left (start of a word). Looks at
 /// the bytes before even when they belong to an earlier match, so the answer never depends on
@@ -156,9 +157,40 @@ pub(crate) const ESCAPE_CONTEXT: usize = 6;
 /// starts (`"[default]\naws_secret_access_key = …"` holds a keyword at the start of a word). An
 /// escaped backslash before the letter (`\\n`, a backslash then `n`) is read the same way: more
 /// boundaries can only mean more is masked.
+///
+/// A byte that is itself escaped (the `n` of `\n`) starts nothing: a match there would leave a
+/// lone backslash before the replacement, which is not JSON.
 #[inline]
 pub(crate) fn boundary_before(hay: &[u8], i: usize) -> bool {
-    i == 0 || !is_word(hay[i - 1]) || after_escape(hay, i)
+    (i == 0 || !is_word(hay[i - 1]) || after_escape(hay, i)) && !escaped(hay, i)
+}
+
+/// Whether the byte at `i` follows an odd number of backslashes (up to
+/// [`ESCAPE_CONTEXT`] of them are counted): it is the letter of a JSON escape.
+#[inline]
+pub(crate) fn escaped(hay: &[u8], i: usize) -> bool {
+    let mut n = 0;
+    while n < ESCAPE_CONTEXT && n < i && hay[i - 1 - n] == b'\\' {
+        n += 1;
+    }
+    n % 2 == 1
+}
+
+/// If position `s` lies inside a JSON escape (its letter, or the hex digits of `\uXXXX`), the
+/// position right after that escape. Reads bytes before `s` whatever the scan's floor, so the
+/// answer does not depend on how the input was cut into chunks.
+fn inside_escape(hay: &[u8], s: usize) -> Option<usize> {
+    for k in 1..=5usize.min(s) {
+        if hay[s - k] != b'\\' || escaped(hay, s - k) {
+            continue;
+        }
+        return match hay.get(s - k + 1) {
+            Some(b'u') => Some(s - k + 6),
+            _ if k == 1 => Some(s + 1),
+            _ => None,
+        };
+    }
+    None
 }
 
 /// Whether a JSON string escape that reads as a letter or digit ends at `i`.
@@ -564,10 +596,9 @@ pub(crate) fn email(hay: &[u8], at: usize, lo: usize, eof: bool) -> Confirm {
     while s > floor && local(hay[s - 1]) {
         s -= 1;
     }
-    // A JSON escape before the address (`\njane@…`) is not part of it.
-    if s > 0 && hay[s - 1] == b'\\' && s < at {
-        s += if hay[s] == b'u' { 5 } else { 1 };
-        s = s.min(at);
+    // A JSON escape before the address (`\njane@…`, `\u000ajane@…`) is not part of it.
+    if let Some(after) = inside_escape(hay, s) {
+        s = after.min(at);
     }
     // Leading dots are not part of an address.
     while s < at && hay[s] == b'.' {
@@ -933,6 +964,9 @@ pub(crate) fn json_field(hay: &[u8], at: usize, name_len: usize, lo: usize, eof:
             _ => j += 1,
         }
     }
+    if j > limit {
+        return straddled(at - 1, v, j, hay.len(), eof);
+    }
     if j >= limit {
         return unterminated(at - 1, v, limit, eof);
     }
@@ -1018,6 +1052,9 @@ fn nested_json_field(hay: &[u8], at: usize, name_len: usize, eof: bool) -> Confi
                 }
                 inner_escape = c == b'\\' && !inner_escape;
                 j += 2;
+                if j > limit {
+                    return straddled(start, v, j, hay.len(), eof);
+                }
             }
             // The outer string ends: the inner value is cut off there; mask what there is.
             b'"' if j > v => {
@@ -1036,6 +1073,22 @@ fn nested_json_field(hay: &[u8], at: usize, name_len: usize, eof: bool) -> Confi
         }
     }
     unterminated(start, v, limit, eof)
+}
+
+/// A value cut at its cap where an escape straddles the cap (its backslash before, its letter
+/// after): masked through the escape's end at `j`, so no lone backslash or escaped quote is left.
+fn straddled(start: usize, v: usize, j: usize, len: usize, eof: bool) -> Confirm {
+    if j <= len || eof {
+        let end = j.min(len);
+        Confirm::Match {
+            start,
+            end,
+            mask_start: v,
+            mask_end: end,
+        }
+    } else {
+        Confirm::NeedMore { from: start }
+    }
 }
 
 /// A value opened at `v` (for a match from `start`) whose end was not found before `limit`:

@@ -1158,6 +1158,8 @@ pub(crate) const KEY_STEMS: &[(&str, &[&str])] = &[
     ("_key", &[]),
     ("_KEY", &[]),
     ("-key", &[]),
+    ("-KEY", &[]),
+    ("-Key", &[]),
     ("piKey", &[]),
     ("pikey", &[]),
     ("PIKEY", &[]),
@@ -1300,7 +1302,7 @@ pub(crate) fn confirm_key(
     key.copy_from_slice(&hay[ks..ke]);
     key.make_ascii_lowercase();
     let key = &*key;
-    if NOT_SECRET_KEYS.iter().any(|s| key.ends_with(s.as_bytes())) {
+    if about_a_secret(&hay[ks..ke], key) {
         return (Confirm::No, None);
     }
     let Some((value_at, quote, xml)) = assignment(hay, ks, ke) else {
@@ -1449,8 +1451,24 @@ fn closing_quote(hay: &[u8], ks: usize, ke: usize) -> Option<&[u8]> {
     (hay.len() >= ke + open.len() && &hay[ke..ke + open.len()] == open).then_some(open)
 }
 
+/// Whether the key (as written, and lower case) ends with one of [`NOT_SECRET_KEYS`] as a word of
+/// its own: after `_`, `-` or `.`, at a lower-to-upper case change (`PasswordLastUsed`), or as the
+/// whole key. `API_TOKEN_STAGE` does not end with the word `age`.
+fn about_a_secret(key: &[u8], lower: &[u8]) -> bool {
+    NOT_SECRET_KEYS.iter().any(|s| {
+        let s = s.as_bytes();
+        if !lower.ends_with(s) {
+            return false;
+        }
+        let b = key.len() - s.len();
+        b == 0
+            || matches!(key[b - 1], b'_' | b'-' | b'.')
+            || (key[b].is_ascii_uppercase() && key[b - 1].is_ascii_lowercase())
+    })
+}
+
 /// Values that stand for a secret rather than being one: a variable (`${DB_PASSWORD}`,
-/// `{{ .password }}`, `%(pw)s`), a redaction (`****`, `xxxx`), a number, a boolean.
+/// `$(pass)`, `%(pw)s`, `{{ .password }}`), a redaction (`****`, `xxxx`), a number, a boolean.
 fn placeholder(v: &[u8]) -> bool {
     let mut seen = [false; 256];
     let mut distinct = 0;
@@ -1463,7 +1481,9 @@ fn placeholder(v: &[u8]) -> bool {
     let lower = v.to_ascii_lowercase();
     distinct <= 2
         || v.iter().all(u8::is_ascii_digit)
-        || matches!(v.first(), Some(b'$' | b'%' | b'*' | b'(' | b'{'))
+        || [&b"${"[..], b"$(", b"%(", b"%{", b"{{"]
+            .iter()
+            .any(|p| v.starts_with(p))
         || [
             &b"true"[..],
             b"false",
