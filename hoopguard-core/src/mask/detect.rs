@@ -215,7 +215,7 @@ pub(crate) fn out_of_data(eof: bool, from: usize) -> Confirm {
 
 /// Counts bytes of `class` from `at`, up to `max`. Returns (count, hit_end_of_data).
 #[inline]
-fn run(hay: &[u8], at: usize, max: usize, class: impl Fn(u8) -> bool) -> (usize, bool) {
+pub(crate) fn run(hay: &[u8], at: usize, max: usize, class: impl Fn(u8) -> bool) -> (usize, bool) {
     let end = hay.len().min(at + max);
     let mut i = at;
     while i < end && class(hay[i]) {

@@ -12,7 +12,7 @@
 //! Boundaries are ASCII and see through JSON string escapes: a token right after an escaped
 //! newline (`\n`) inside a JSON string is at the start of a word.
 
-use super::detect::{Confirm, after_escape, boundary_before, is_word, out_of_data};
+use super::detect::{Confirm, after_escape, boundary_before, is_word, out_of_data, run};
 
 /// The most bytes a rule's lead may have: a stream keeps this much context (and a byte more,
 /// and an escape) before what it has not written, so a lead is counted the same whatever the
@@ -1383,7 +1383,7 @@ fn keyed_value(
     eof: bool,
 ) -> Confirm {
     let part = rule.parts[0];
-    let (n, at_end) = run(hay, i, part.max as usize + 1, part.class);
+    let (n, at_end) = run(hay, i, part.max as usize + 1, |b| part.class.has(b));
     if at_end && !eof {
         return Confirm::NeedMore { from: ks };
     }
@@ -1496,17 +1496,6 @@ fn placeholder(v: &[u8]) -> bool {
         .contains(&lower.as_slice())
 }
 
-/// Counts bytes of `class` from `at`, up to `max`. Returns (count, hit_end_of_data).
-#[inline]
-fn run(hay: &[u8], at: usize, max: usize, class: Class) -> (usize, bool) {
-    let end = hay.len().min(at + max);
-    let mut i = at;
-    while i < end && class.has(hay[i]) {
-        i += 1;
-    }
-    (i - at, i == hay.len())
-}
-
 /// Confirms `rule` at its anchor at `at` (length `anchor_len`); `lo` is the earliest position a
 /// match may start at.
 pub(crate) fn confirm(
@@ -1540,7 +1529,7 @@ pub(crate) fn confirm(
     let mut i = at + anchor_len;
     let mut last = Class(0);
     for part in rule.parts {
-        let (n, at_end) = run(hay, i, part.max as usize + 1, part.class);
+        let (n, at_end) = run(hay, i, part.max as usize + 1, |b| part.class.has(b));
         if at_end && !eof {
             return Confirm::NeedMore { from: start };
         }
